@@ -1,0 +1,33 @@
+//! swarmpose: real-time multi-person pose estimation and tracking as a swarm of tiny int8
+//! agents, packaged as GStreamer elements.
+//!
+//! The engine modules (`pose`, `json`, `draw`, `overlay`) are plain Rust with no GStreamer
+//! types; `meta` and the elements under `elements/` are the GStreamer glue.
+
+use gst::glib;
+
+pub mod draw;
+pub mod json;
+pub mod meta;
+pub mod overlay;
+pub mod pose;
+
+#[path = "../elements/swarmoverlay/mod.rs"]
+pub mod swarmoverlay;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    swarmoverlay::register(plugin)?;
+    Ok(())
+}
+
+gst::plugin_define!(
+    swarmpose,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MPL",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    env!("BUILD_REL_DATE")
+);
