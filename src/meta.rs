@@ -12,7 +12,7 @@
 //! - elements that change geometry in ways the meta cannot follow (`videocrop`, rotation)
 //!   drop it, as they drop other size-tagged metas, instead of passing wrong coordinates.
 
-use crate::pose::{NUM_KEYPOINTS, PoseFrame};
+use crate::pose::{NUM_KEYPOINTS, Person, PoseFrame};
 use gst::glib;
 use gst::prelude::*;
 use std::fmt;
@@ -79,6 +79,7 @@ pub fn set_pose_frame(buffer: &mut gst::BufferRef, frame: PoseFrame) {
 }
 
 /// Replaces the buffer's "person" ROI metas by one per person of its `PoseMeta`.
+/// "person" ROIs with params of another producer are kept.
 ///
 /// Each ROI gets the person's box (clamped to the frame), the track id as ROI id (-1
 /// when untracked) and a `pose-17-kp` param structure:
@@ -88,7 +89,12 @@ pub fn mirror_as_roi(buffer: &mut gst::BufferRef) {
     buffer.foreach_meta_mut(|mut meta| {
         let ours = meta
             .downcast_ref::<gst_video::VideoRegionOfInterestMeta>()
-            .is_some_and(|roi| roi.roi_type() == ROI_TYPE && roi.param(ROI_PARAM_NAME).is_some());
+            // Ours carry our param, or no param at all once an element dropped them
+            // (GStreamer 1.22's videoconvert copies ROI metas without params).
+            .is_some_and(|roi| {
+                roi.roi_type() == ROI_TYPE
+                    && (roi.param(ROI_PARAM_NAME).is_some() || roi.params().next().is_none())
+            });
         if ours {
             std::ops::ControlFlow::Continue(gst::buffer::BufferMetaForeachAction::Remove)
         } else {
@@ -99,51 +105,60 @@ pub fn mirror_as_roi(buffer: &mut gst::BufferRef) {
         return;
     };
     let frame = meta.frame();
-    let (fw, fh) = (frame.width as f32, frame.height as f32);
-    let rois: Vec<((u32, u32, u32, u32), i32, gst::Structure)> = frame
+    let rois: Vec<PersonRoi> = frame
         .persons
         .iter()
-        .map(|p| {
-            let clamp = |v: f32, max: f32| {
-                if v.is_finite() {
-                    v.round().clamp(0.0, max)
-                } else {
-                    0.0
-                }
-            };
-            let x0 = clamp(p.bbox.x, fw);
-            let y0 = clamp(p.bbox.y, fh);
-            let x1 = clamp(p.bbox.x + p.bbox.w, fw);
-            let y1 = clamp(p.bbox.y + p.bbox.h, fh);
-            let rect = (x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32);
-            let floats = |f: &dyn Fn(usize) -> f32| gst::Array::new((0..NUM_KEYPOINTS).map(f));
-            let kp = &p.keypoints;
-            let mut s = gst::Structure::builder(ROI_PARAM_NAME)
-                .field("x", floats(&|i| kp[i].x))
-                .field("y", floats(&|i| kp[i].y))
-                .field("confidence", floats(&|i| kp[i].score))
-                .field(
-                    "visibility",
-                    gst::Array::new(kp.iter().map(|k| k.visibility.coco() as i32)),
-                )
-                .field("score", p.score)
-                .field("predicted", p.predicted)
-                .build();
-            if let Some(id) = p.track_id {
-                s.set("track-id", id);
-            }
-            let roi_id = p
-                .track_id
-                .and_then(|id| i32::try_from(id).ok())
-                .unwrap_or(-1);
-            (rect, roi_id, s)
-        })
+        .map(|p| person_roi(p, frame.width, frame.height))
         .collect();
-    for (rect, id, s) in rois {
+    for PersonRoi { rect, id, params } in rois {
         let mut roi = gst_video::VideoRegionOfInterestMeta::add(buffer, ROI_TYPE, rect);
         roi.set_id(id);
-        roi.add_param(s);
+        roi.add_param(params);
     }
+}
+
+/// What one person's ROI meta holds.
+struct PersonRoi {
+    rect: (u32, u32, u32, u32),
+    id: i32,
+    params: gst::Structure,
+}
+
+fn person_roi(p: &Person, width: u32, height: u32) -> PersonRoi {
+    let (fw, fh) = (width as f32, height as f32);
+    let clamp = |v: f32, max: f32| {
+        if v.is_finite() {
+            v.round().clamp(0.0, max)
+        } else {
+            0.0
+        }
+    };
+    let x0 = clamp(p.bbox.x, fw);
+    let y0 = clamp(p.bbox.y, fh);
+    let x1 = clamp(p.bbox.x + p.bbox.w, fw);
+    let y1 = clamp(p.bbox.y + p.bbox.h, fh);
+    let rect = (x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32);
+    let kp = &p.keypoints;
+    let floats = |f: &dyn Fn(usize) -> f32| gst::Array::new((0..NUM_KEYPOINTS).map(f));
+    let mut params = gst::Structure::builder(ROI_PARAM_NAME)
+        .field("x", floats(&|i| kp[i].x))
+        .field("y", floats(&|i| kp[i].y))
+        .field("confidence", floats(&|i| kp[i].score))
+        .field(
+            "visibility",
+            gst::Array::new(kp.iter().map(|k| k.visibility.coco() as i32)),
+        )
+        .field("score", p.score)
+        .field("predicted", p.predicted)
+        .build();
+    if let Some(id) = p.track_id {
+        params.set("track-id", id);
+    }
+    let id = p
+        .track_id
+        .and_then(|id| i32::try_from(id).ok())
+        .unwrap_or(-1);
+    PersonRoi { rect, id, params }
 }
 
 mod imp {

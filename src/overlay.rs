@@ -15,7 +15,7 @@ pub struct OverlayStyle {
     /// Keypoint dot radius in pixels.
     pub point_radius: u32,
     /// Keypoints scoring below this are not drawn, nor are limbs touching them.
-    pub min_score: f32,
+    pub min_score: f64,
     /// Scale of the 8x8 id font.
     pub text_scale: u32,
 }
@@ -79,7 +79,7 @@ pub fn draw_persons(
         let kps = &person.keypoints;
         let shown = |i: usize| {
             let k = &kps[i];
-            k.visibility != Visibility::Absent && k.score >= style.min_score
+            k.visibility != Visibility::Absent && k.score as f64 >= style.min_score
         };
         if style.boxes {
             let b = &person.bbox;

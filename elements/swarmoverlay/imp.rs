@@ -109,7 +109,7 @@ impl ObjectImpl for SwarmOverlay {
                     .blurb("Keypoints scoring below this are skipped, with the limbs touching them")
                     .minimum(0.0)
                     .maximum(1.0)
-                    .default_value(d.min_score as f64)
+                    .default_value(d.min_score)
                     .flags(flags)
                     .build(),
                 glib::ParamSpecUInt::builder("text-scale")
@@ -134,9 +134,7 @@ impl ObjectImpl for SwarmOverlay {
             "draw-ids" => style.ids = value.get().expect("type checked upstream"),
             "line-width" => style.line_width = value.get().expect("type checked upstream"),
             "point-radius" => style.point_radius = value.get().expect("type checked upstream"),
-            "min-score" => {
-                style.min_score = value.get::<f64>().expect("type checked upstream") as f32
-            }
+            "min-score" => style.min_score = value.get().expect("type checked upstream"),
             "text-scale" => style.text_scale = value.get().expect("type checked upstream"),
             name => unimplemented!("property {name}"),
         }
@@ -152,7 +150,7 @@ impl ObjectImpl for SwarmOverlay {
             "draw-ids" => style.ids.to_value(),
             "line-width" => style.line_width.to_value(),
             "point-radius" => style.point_radius.to_value(),
-            "min-score" => (style.min_score as f64).to_value(),
+            "min-score" => style.min_score.to_value(),
             "text-scale" => style.text_scale.to_value(),
             name => unimplemented!("property {name}"),
         }
