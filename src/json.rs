@@ -14,7 +14,7 @@
 use crate::pose::{BBox, Keypoint, NUM_KEYPOINTS, Person, PoseFrame, Visibility};
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct FrameJson {
     pts_ns: Option<u64>,
     frame: u64,
@@ -75,14 +75,45 @@ impl From<&PersonJson> for Person {
 
 /// Serialises a frame's persons as one JSON object (no trailing newline).
 pub fn frame_to_json(frame: &PoseFrame, pts_ns: Option<u64>) -> String {
-    let json = FrameJson {
+    serde_json::to_string(&frame_json(frame, pts_ns)).expect("plain data always serialises")
+}
+
+/// Writes a frame's persons as one JSON line (with its newline) to `w`.
+pub fn write_frame_json(
+    w: &mut impl std::io::Write,
+    frame: &PoseFrame,
+    pts_ns: Option<u64>,
+) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *w, &frame_json(frame, pts_ns))?;
+    w.write_all(b"\n")
+}
+
+fn frame_json(frame: &PoseFrame, pts_ns: Option<u64>) -> FrameJsonOut<'_> {
+    FrameJsonOut {
         pts_ns,
         frame: frame.frame,
         width: frame.width,
         height: frame.height,
-        persons: frame.persons.iter().map(PersonJson::from).collect(),
-    };
-    serde_json::to_string(&json).expect("plain data always serialises")
+        persons: PersonsOut(&frame.persons),
+    }
+}
+
+/// The writing side of `FrameJson`: borrows the persons, so writing allocates nothing.
+#[derive(Serialize)]
+struct FrameJsonOut<'a> {
+    pts_ns: Option<u64>,
+    frame: u64,
+    width: u32,
+    height: u32,
+    persons: PersonsOut<'a>,
+}
+
+struct PersonsOut<'a>(&'a [Person]);
+
+impl Serialize for PersonsOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(PersonJson::from))
+    }
 }
 
 /// Parses one JSON object written by [`frame_to_json`]; returns the timestamp and the frame.

@@ -12,11 +12,14 @@ pub mod meta;
 pub mod overlay;
 pub mod pose;
 
+#[path = "../elements/swarmjson/mod.rs"]
+pub mod swarmjson;
 #[path = "../elements/swarmoverlay/mod.rs"]
 pub mod swarmoverlay;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     swarmoverlay::register(plugin)?;
+    swarmjson::register(plugin)?;
     Ok(())
 }
 
