@@ -6,12 +6,15 @@
 
 use gst::glib;
 
+pub mod consensus;
 pub mod draw;
 pub mod json;
 pub mod meta;
 pub mod overlay;
 pub mod pose;
 
+#[path = "../elements/swarmconsensus/mod.rs"]
+pub mod swarmconsensus;
 #[path = "../elements/swarmjson/mod.rs"]
 pub mod swarmjson;
 #[path = "../elements/swarmoverlay/mod.rs"]
@@ -20,6 +23,7 @@ pub mod swarmoverlay;
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     swarmoverlay::register(plugin)?;
     swarmjson::register(plugin)?;
+    swarmconsensus::register(plugin)?;
     Ok(())
 }
 
