@@ -7,6 +7,7 @@
 use gst::glib;
 
 pub mod draw;
+pub mod engine;
 pub mod json;
 pub mod meta;
 pub mod overlay;
