@@ -324,6 +324,11 @@ pub fn quantize_net(
     for (i, fl) in net.layers.iter().enumerate() {
         let spec = fl.spec;
         let fan_in = spec.fan_in();
+        if fan_in > MAX_FAN_IN {
+            return Err(EngineError::Quant(format!(
+                "layer {i}: fan-in {fan_in} > {MAX_FAN_IN}"
+            )));
+        }
         let mut weights = Vec::with_capacity(fl.weights.len());
         let mut weight_scales = Vec::with_capacity(spec.out_c);
         for w in fl.weights.chunks(fan_in) {
