@@ -36,8 +36,12 @@ fn sample_bundle(seed: u64, n: usize) -> Bundle {
     ];
     let image = synth::random_map(&mut rng, stem_shape, 0.0, 1.0);
     let stem_float = synth::random_float_net(&mut rng, &stem_specs);
-    let stem = quantize_net(&stem_float, QuantParams::calibrate(&image), &[(&image, stem_shape)])
-        .unwrap();
+    let stem = quantize_net(
+        &stem_float,
+        QuantParams::calibrate(&image),
+        &[(&image, stem_shape)],
+    )
+    .unwrap();
     let (features, fshape) = stem_float.forward(&image, stem_shape).unwrap();
     let tier_q = stem.output_q();
     let agents = (0..n)
@@ -121,7 +125,10 @@ fn truncated_file() {
     let bytes = sample_bundle(2, 3).to_bytes();
     for cut in [1, 7, 15, 40, bytes.len() / 2, bytes.len() - 1] {
         let r = Bundle::from_bytes(&bytes[..cut]);
-        assert!(matches!(r, Err(BundleError::Truncated { .. })), "cut {cut}: {r:?}");
+        assert!(
+            matches!(r, Err(BundleError::Truncated { .. })),
+            "cut {cut}: {r:?}"
+        );
     }
 }
 
@@ -139,7 +146,10 @@ fn trailing_bytes() {
 fn bad_magic() {
     let mut bytes = sample_bundle(3, 2).to_bytes();
     bytes[0] = b'X';
-    assert!(matches!(Bundle::from_bytes(&bytes), Err(BundleError::BadMagic)));
+    assert!(matches!(
+        Bundle::from_bytes(&bytes),
+        Err(BundleError::BadMagic)
+    ));
 }
 
 #[test]
@@ -160,7 +170,10 @@ fn bit_flip_is_a_checksum_mismatch() {
         let mut b = bytes.clone();
         b[pos] ^= 0x10;
         let r = Bundle::from_bytes(&b);
-        assert!(matches!(r, Err(BundleError::ChecksumMismatch { .. })), "pos {pos}: {r:?}");
+        assert!(
+            matches!(r, Err(BundleError::ChecksumMismatch { .. })),
+            "pos {pos}: {r:?}"
+        );
     }
 }
 
@@ -203,7 +216,10 @@ fn shapes_that_do_not_match_the_blob() {
     let (json, mut blob) = split(&sample_bundle(7, 2).to_bytes());
     blob.pop();
     let r = Bundle::from_bytes(&rebuild(&json, &blob));
-    assert!(matches!(r, Err(BundleError::BlobSizeMismatch { .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(BundleError::BlobSizeMismatch { .. })),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -270,7 +286,12 @@ fn info(i: usize) -> AgentInfo {
 fn agent_over_500_params() {
     // 1x1 16 -> 30: 16 * 30 + 30 = 510 parameters.
     let net = plain_net(&[dense(16, 30)], MapShape::new(2, 2, 16));
-    let r = Bundle::new(vec![tier(16)], None, vec![(info(0), net)], Provenance::default());
+    let r = Bundle::new(
+        vec![tier(16)],
+        None,
+        vec![(info(0), net)],
+        Provenance::default(),
+    );
     assert!(
         matches!(r, Err(BundleError::AgentTooLarge { params: 510, .. })),
         "{r:?}"
@@ -282,9 +303,20 @@ fn stem_over_1m_params() {
     // 1x1 512 -> 2000: 1_026_000 parameters (fan-in stays within the int8 contract).
     let shape = MapShape::new(1, 1, 512);
     let stem = plain_net(&[dense(512, 2000)], shape);
-    let r = Bundle::new(vec![], Some(("big".into(), shape, stem)), vec![], Provenance::default());
+    let r = Bundle::new(
+        vec![],
+        Some(("big".into(), shape, stem)),
+        vec![],
+        Provenance::default(),
+    );
     assert!(
-        matches!(r, Err(BundleError::StemTooLarge { params: 1_026_000, .. })),
+        matches!(
+            r,
+            Err(BundleError::StemTooLarge {
+                params: 1_026_000,
+                ..
+            })
+        ),
         "{r:?}"
     );
 }
@@ -343,5 +375,7 @@ proptest! {
 fn valid_bytes() -> Vec<u8> {
     use std::sync::OnceLock;
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-    BYTES.get_or_init(|| sample_bundle(10, 4).to_bytes()).clone()
+    BYTES
+        .get_or_init(|| sample_bundle(10, 4).to_bytes())
+        .clone()
 }

@@ -29,7 +29,10 @@ fn scalar_and_simd_are_bit_identical_on_mixed_architectures() {
         let a = scalar.run_quantized(&input).unwrap().to_vec();
         let b = simd.run_quantized(&input).unwrap().to_vec();
         assert_eq!(a.len(), scalar.output_len());
-        assert!(a.iter().any(|&v| v != a[0]), "degenerate output for {shape:?}");
+        assert!(
+            a.iter().any(|&v| v != a[0]),
+            "degenerate output for {shape:?}"
+        );
         for agent in 0..swarm.len() {
             let r = scalar.offsets()[agent]..scalar.offsets()[agent + 1];
             assert_eq!(a[r.clone()], b[r], "agent {agent} differs on {shape:?}");

@@ -68,7 +68,10 @@ fn gpu_matches_cpu_on_100_agents_64x64() {
         let input = synth::random_q_map(&mut rng, shape.len().unwrap());
         cpu.run(&input, &mut a).unwrap();
         gpu.run(&input, &mut b).unwrap();
-        assert!(a.iter().any(|&v| v != a[0]), "frame {frame}: degenerate output");
+        assert!(
+            a.iter().any(|&v| v != a[0]),
+            "frame {frame}: degenerate output"
+        );
         assert_bit_identical(&a, &b);
     }
 }

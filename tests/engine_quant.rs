@@ -55,10 +55,16 @@ fn int8_matches_float_reference_within_tolerance() {
         let max = errs.iter().fold(0.0f32, |m, &e| m.max(e));
         let mean = errs.iter().sum::<f32>() / errs.len() as f32;
         assert!(max <= 8.0, "trial {trial} {specs:?}: max error {max} LSB");
-        assert!(mean <= 1.0, "trial {trial} {specs:?}: mean error {mean} LSB");
+        assert!(
+            mean <= 1.0,
+            "trial {trial} {specs:?}: mean error {mean} LSB"
+        );
         worst = (worst.0.max(max), worst.1.max(mean));
     }
-    eprintln!("worst error: max {:.2} LSB, mean {:.2} LSB", worst.0, worst.1);
+    eprintln!(
+        "worst error: max {:.2} LSB, mean {:.2} LSB",
+        worst.0, worst.1
+    );
 }
 
 #[test]

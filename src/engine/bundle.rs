@@ -85,25 +85,60 @@ const HEADER: usize = 16;
 pub enum BundleError {
     Io(std::io::Error),
     Empty,
-    Truncated { needed: u64, available: u64 },
-    TrailingBytes { expected: u64, actual: u64 },
+    Truncated {
+        needed: u64,
+        available: u64,
+    },
+    TrailingBytes {
+        expected: u64,
+        actual: u64,
+    },
     BadMagic,
-    UnsupportedVersion { found: u32, supported: u32 },
-    ChecksumMismatch { stored: u32, computed: u32 },
+    UnsupportedVersion {
+        found: u32,
+        supported: u32,
+    },
+    ChecksumMismatch {
+        stored: u32,
+        computed: u32,
+    },
     /// Not JSON, or JSON not matching the schema.
     ManifestJson(String),
     /// Valid JSON with inconsistent content (unknown tier, duplicate names...).
     InvalidManifest(String),
     /// Layers that do not chain, invalid kernel/stride/groups, wrong scale counts.
-    ShapeMismatch { net: String, reason: String },
-    BlobSizeMismatch { expected: u64, actual: u64 },
-    AgentTooLarge { agent: String, params: usize, max: usize },
-    TooManyAgents { count: usize, max: usize },
-    StemTooLarge { params: usize, max: usize },
+    ShapeMismatch {
+        net: String,
+        reason: String,
+    },
+    BlobSizeMismatch {
+        expected: u64,
+        actual: u64,
+    },
+    AgentTooLarge {
+        agent: String,
+        params: usize,
+        max: usize,
+    },
+    TooManyAgents {
+        count: usize,
+        max: usize,
+    },
+    StemTooLarge {
+        params: usize,
+        max: usize,
+    },
     /// Declared `param_count` / `total_agent_params` / `macs_per_frame` differ from the shapes.
-    CountMismatch { what: String, declared: u64, computed: u64 },
+    CountMismatch {
+        what: String,
+        declared: u64,
+        computed: u64,
+    },
     /// Scales, zero points, weights or biases outside the integer contract.
-    InvalidQuant { net: String, reason: String },
+    InvalidQuant {
+        net: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for BundleError {
@@ -119,7 +154,10 @@ impl fmt::Display for BundleError {
             }
             Self::BadMagic => write!(f, "not a swarmpose bundle (bad magic)"),
             Self::UnsupportedVersion { found, supported } => {
-                write!(f, "bundle format version {found}, this build reads {supported}")
+                write!(
+                    f,
+                    "bundle format version {found}, this build reads {supported}"
+                )
             }
             Self::ChecksumMismatch { stored, computed } => write!(
                 f,
@@ -129,7 +167,10 @@ impl fmt::Display for BundleError {
             Self::InvalidManifest(e) => write!(f, "invalid manifest: {e}"),
             Self::ShapeMismatch { net, reason } => write!(f, "{net}: bad layer shapes: {reason}"),
             Self::BlobSizeMismatch { expected, actual } => {
-                write!(f, "blob has {actual} bytes, the layer shapes need {expected}")
+                write!(
+                    f,
+                    "blob has {actual} bytes, the layer shapes need {expected}"
+                )
             }
             Self::AgentTooLarge { agent, params, max } => {
                 write!(f, "agent {agent} has {params} parameters (max {max})")
@@ -143,7 +184,9 @@ impl fmt::Display for BundleError {
                 declared,
                 computed,
             } => write!(f, "{what}: declared {declared}, computed {computed}"),
-            Self::InvalidQuant { net, reason } => write!(f, "{net}: invalid quantisation: {reason}"),
+            Self::InvalidQuant { net, reason } => {
+                write!(f, "{net}: invalid quantisation: {reason}")
+            }
         }
     }
 }
@@ -310,10 +353,14 @@ impl Bundle {
                 .collect(),
             provenance,
         };
-        let nets = stem.iter().map(|(_, _, n)| n).chain(agents.iter().map(|(_, n)| n));
+        let nets = stem
+            .iter()
+            .map(|(_, _, n)| n)
+            .chain(agents.iter().map(|(_, n)| n));
         let blob = encode_blob(nets);
         // Round-trip through the reader so a bundle that exists is one the reader accepts.
-        let json = serde_json::to_vec(&manifest).map_err(|e| BundleError::ManifestJson(e.to_string()))?;
+        let json =
+            serde_json::to_vec(&manifest).map_err(|e| BundleError::ManifestJson(e.to_string()))?;
         Self::from_bytes(&encode_container(&json, &blob))
     }
 
@@ -361,7 +408,12 @@ impl Bundle {
                 .iter()
                 .find(|t| t.name == a.tier)
                 .ok_or_else(|| BundleError::InvalidManifest(format!("unknown tier {}", a.tier)))?;
-            agents.push(build_net(&a.name, tier.input_quant, &a.layers, &mut reader)?);
+            agents.push(build_net(
+                &a.name,
+                tier.input_quant,
+                &a.layers,
+                &mut reader,
+            )?);
         }
         Ok(Self {
             manifest,
@@ -485,7 +537,10 @@ fn validate_manifest(m: &Manifest) -> Result<(), BundleError> {
             )));
         }
         if m.tiers[..i].iter().any(|u| u.name == t.name) {
-            return Err(BundleError::InvalidManifest(format!("duplicate tier {}", t.name)));
+            return Err(BundleError::InvalidManifest(format!(
+                "duplicate tier {}",
+                t.name
+            )));
         }
     }
     let check_layers = |net: &str, in_c: usize, layers: &[LayerManifest]| {
@@ -494,7 +549,10 @@ fn validate_manifest(m: &Manifest) -> Result<(), BundleError> {
             reason,
         };
         if layers.len() > MAX_LAYERS {
-            return Err(shape_err(format!("{} layers (max {MAX_LAYERS})", layers.len())));
+            return Err(shape_err(format!(
+                "{} layers (max {MAX_LAYERS})",
+                layers.len()
+            )));
         }
         validate_specs(layers.iter().map(|l| l.spec()).collect::<Vec<_>>().iter())
             .map_err(shape_err)?;
@@ -536,28 +594,40 @@ fn validate_manifest(m: &Manifest) -> Result<(), BundleError> {
                 max: MAX_STEM_PARAMS,
             });
         }
-        declared(format!("stem {} param_count", s.name), s.param_count as u64, params as u64)?;
-        if s.input.h == 0 || s.input.w == 0 || s.input.h > MAX_STEM_SIDE || s.input.w > MAX_STEM_SIDE
+        declared(
+            format!("stem {} param_count", s.name),
+            s.param_count as u64,
+            params as u64,
+        )?;
+        if s.input.h == 0
+            || s.input.w == 0
+            || s.input.h > MAX_STEM_SIDE
+            || s.input.w > MAX_STEM_SIDE
         {
             return Err(BundleError::ShapeMismatch {
                 net: s.name.clone(),
                 reason: format!("stem input {}x{}", s.input.h, s.input.w),
             });
         }
-        let macs = chain_macs(s.layers.iter().map(|l| l.spec()).collect::<Vec<_>>().iter(), s.input)
-            .map_err(|e| BundleError::ShapeMismatch {
-                net: s.name.clone(),
-                reason: e.to_string(),
-            })?;
-        declared(format!("stem {} macs_per_frame", s.name), s.macs_per_frame, macs)?;
+        let macs = chain_macs(
+            s.layers.iter().map(|l| l.spec()).collect::<Vec<_>>().iter(),
+            s.input,
+        )
+        .map_err(|e| BundleError::ShapeMismatch {
+            net: s.name.clone(),
+            reason: e.to_string(),
+        })?;
+        declared(
+            format!("stem {} macs_per_frame", s.name),
+            s.macs_per_frame,
+            macs,
+        )?;
     }
     let mut total = 0usize;
     for a in &m.agents {
-        let tier = m
-            .tiers
-            .iter()
-            .find(|t| t.name == a.tier)
-            .ok_or_else(|| BundleError::InvalidManifest(format!("agent {}: unknown tier {}", a.name, a.tier)))?;
+        let tier = m.tiers.iter().find(|t| t.name == a.tier).ok_or_else(|| {
+            BundleError::InvalidManifest(format!("agent {}: unknown tier {}", a.name, a.tier))
+        })?;
         let params = check_layers(&a.name, tier.channels, &a.layers)?;
         if params > MAX_AGENT_PARAMS {
             return Err(BundleError::AgentTooLarge {
@@ -566,10 +636,18 @@ fn validate_manifest(m: &Manifest) -> Result<(), BundleError> {
                 max: MAX_AGENT_PARAMS,
             });
         }
-        declared(format!("agent {} param_count", a.name), a.param_count as u64, params as u64)?;
+        declared(
+            format!("agent {} param_count", a.name),
+            a.param_count as u64,
+            params as u64,
+        )?;
         total += params;
     }
-    declared("total_agent_params".into(), m.total_agent_params as u64, total as u64)
+    declared(
+        "total_agent_params".into(),
+        m.total_agent_params as u64,
+        total as u64,
+    )
 }
 
 struct BlobReader<'a> {
@@ -606,7 +684,11 @@ fn build_net(
     let mut out = Vec::with_capacity(layers.len());
     for (i, l) in layers.iter().enumerate() {
         let spec = l.spec();
-        let weights = reader.take(spec.weight_len())?.iter().map(|&b| b as i8).collect();
+        let weights = reader
+            .take(spec.weight_len())?
+            .iter()
+            .map(|&b| b as i8)
+            .collect();
         let bias = reader
             .take(4 * l.out_c)?
             .chunks_exact(4)

@@ -87,8 +87,17 @@ struct SimdLayer {
     /// Clamp bounds on the centred output when there is no LUT.
     lo: Vec<i32>,
     hi: Vec<i32>,
-    /// Sigmoid: `(target_zp, clamp, lut, output zp)`, applied per lane.
-    lut: Option<(i32, (i32, i32), Vec<i8>, i32)>,
+    /// Sigmoid only, applied per lane.
+    lut: Option<SimdLut>,
+}
+
+/// Lookup-table finish of a sigmoid layer (see `QuantLayer::finish`).
+#[derive(Clone, Debug)]
+struct SimdLut {
+    target_zp: i32,
+    clamp: (i32, i32),
+    table: Vec<i8>,
+    out_zp: i32,
 }
 
 impl SimdLayer {
@@ -102,7 +111,11 @@ impl SimdLayer {
         if spec.is_depthwise() {
             for c in 0..out_even {
                 for t in 0..taps {
-                    let w = if c < spec.out_c { layer.weights[c * taps + t] } else { 0 };
+                    let w = if c < spec.out_c {
+                        layer.weights[c * taps + t]
+                    } else {
+                        0
+                    };
                     packed.push(if c % 2 == 0 { half(w) } else { half(w) << 16 });
                 }
             }
@@ -131,19 +144,33 @@ impl SimdLayer {
             src,
             dst,
             packed,
-            bias: (0..out_even).map(|c| if ch(c) { layer.bias[c] } else { 0 }).collect(),
+            bias: (0..out_even)
+                .map(|c| if ch(c) { layer.bias[c] } else { 0 })
+                .collect(),
             mult: (0..out_even)
-                .map(|c| if ch(c) { layer.requant[c].multiplier } else { 0 })
+                .map(|c| {
+                    if ch(c) {
+                        layer.requant[c].multiplier
+                    } else {
+                        0
+                    }
+                })
                 .collect(),
             shift: (0..out_even)
                 .map(|c| if ch(c) { layer.requant[c].shift } else { 16 })
                 .collect(),
-            lo: (0..out_even).map(|c| if ch(c) { layer.clamp.0 - zp } else { 0 }).collect(),
-            hi: (0..out_even).map(|c| if ch(c) { layer.clamp.1 - zp } else { 0 }).collect(),
-            lut: layer
-                .lut
-                .clone()
-                .map(|lut| (layer.target_zp, layer.clamp, lut, zp)),
+            lo: (0..out_even)
+                .map(|c| if ch(c) { layer.clamp.0 - zp } else { 0 })
+                .collect(),
+            hi: (0..out_even)
+                .map(|c| if ch(c) { layer.clamp.1 - zp } else { 0 })
+                .collect(),
+            lut: layer.lut.clone().map(|table| SimdLut {
+                target_zp: layer.target_zp,
+                clamp: layer.clamp,
+                table,
+                out_zp: zp,
+            }),
         }
     }
 }
@@ -196,7 +223,11 @@ pub struct CpuSwarm {
 impl CpuSwarm {
     /// Prepares buffers and packed weights; parallel across agents when the frame is large
     /// enough ([`PARALLEL_MIN_MACS`]).
-    pub fn new(swarm: &Swarm, input_shape: MapShape, kernel: CpuKernel) -> Result<Self, EngineError> {
+    pub fn new(
+        swarm: &Swarm,
+        input_shape: MapShape,
+        kernel: CpuKernel,
+    ) -> Result<Self, EngineError> {
         if input_shape.c != swarm.in_c() {
             return Err(EngineError::Shape(format!(
                 "input map has {} channels, swarm expects {}",
@@ -228,7 +259,9 @@ impl CpuSwarm {
                 max_bytes = max_bytes.max(s.h * s.w * s.c);
                 max_planes = max_planes.max(PlaneGeom::new(*s).total);
             }
-            let out_len = shapes[shapes.len() - 1].h * shapes[shapes.len() - 1].w * shapes[shapes.len() - 1].c;
+            let out_len = shapes[shapes.len() - 1].h
+                * shapes[shapes.len() - 1].w
+                * shapes[shapes.len() - 1].c;
             offsets.push(offsets[offsets.len() - 1] + out_len);
             agents.push(AgentPlan {
                 net: net.clone(),
@@ -328,7 +361,12 @@ impl CpuSwarm {
             });
         }
         if self.kernel == CpuKernel::Simd {
-            hwc_to_planes(input, self.input_zp, &self.input_geom, &mut self.input_planes);
+            hwc_to_planes(
+                input,
+                self.input_zp,
+                &self.input_geom,
+                &mut self.input_planes,
+            );
         }
         let shared = Shared {
             kernel: self.kernel,
@@ -475,9 +513,16 @@ fn planes_to_hwc(planes: &[i32], zp: i32, g: &PlaneGeom, out: &mut [i8]) {
     let MapShape { h, w, c } = g.shape;
     for y in 0..h {
         for x in 0..w {
-            for (ch, o) in out[(y * w + x) * c..(y * w + x + 1) * c].iter_mut().enumerate() {
+            for (ch, o) in out[(y * w + x) * c..(y * w + x + 1) * c]
+                .iter_mut()
+                .enumerate()
+            {
                 let lane = planes[g.at(ch / 2, y, x)];
-                let centred = if ch % 2 == 0 { (lane << 16) >> 16 } else { lane >> 16 };
+                let centred = if ch % 2 == 0 {
+                    (lane << 16) >> 16
+                } else {
+                    lane >> 16
+                };
                 *o = (centred + zp) as i8;
             }
         }
@@ -533,12 +578,14 @@ fn requant8(layer: &SimdLayer, c: usize, acc: i32x8) -> i32x8 {
     let r = hi.dot(m) + lo.dot(m).unbounded_shr_scalar(15) + i32x8::splat(1 << (s - 16));
     let r = r.unbounded_shr_scalar(s - 15);
     match &layer.lut {
-        None => r.max(i32x8::splat(layer.lo[c])).min(i32x8::splat(layer.hi[c])),
-        Some((tzp, (lo, hi), lut, zp)) => {
+        None => r
+            .max(i32x8::splat(layer.lo[c]))
+            .min(i32x8::splat(layer.hi[c])),
+        Some(lut) => {
             let r = r.to_array();
             i32x8::new(std::array::from_fn(|j| {
-                let q = (r[j] + tzp).clamp(*lo, *hi);
-                i32::from(lut[(q + 128) as usize]) - zp
+                let q = (r[j] + lut.target_zp).clamp(lut.clamp.0, lut.clamp.1);
+                i32::from(lut.table[(q + 128) as usize]) - lut.out_zp
             }))
         }
     }

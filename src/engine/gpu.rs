@@ -78,7 +78,8 @@ fn to_i32(v: usize) -> Result<i32, EngineError> {
 
 /// Finds an adapter (default backends, no forced fallback) and opens a device.
 fn open_device() -> Result<(wgpu::Device, wgpu::Queue, String), EngineError> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
         power_preference: wgpu::PowerPreference::HighPerformance,
         force_fallback_adapter: false,
@@ -183,7 +184,14 @@ impl GpuSwarm {
                     (desc::W_OFF, to_i32(weights.len())?),
                     (desc::CH_OFF, to_i32(chans.len())?),
                     (desc::LUT_OFF, lut_off),
-                    (desc::SRC_OFF, if l == 0 { 0 } else { to_i32(inter_off[l - 1][a])? }),
+                    (
+                        desc::SRC_OFF,
+                        if l == 0 {
+                            0
+                        } else {
+                            to_i32(inter_off[l - 1][a])?
+                        },
+                    ),
                     (
                         desc::DST_OFF,
                         to_i32(if is_last { offsets[a] } else { inter_off[l][a] })?,
@@ -208,12 +216,23 @@ impl GpuSwarm {
         let input_len = input
             .len()
             .ok_or_else(|| EngineError::Shape("input map too large".into()))?;
-        let biggest = [input_len, scratch_len[0], scratch_len[1], out_len, weights.len(), descs.len()]
-            .into_iter()
-            .max()
-            .unwrap_or(0) as u64
+        let biggest = [
+            input_len,
+            scratch_len[0],
+            scratch_len[1],
+            out_len,
+            weights.len(),
+            descs.len(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0) as u64
             * 4;
-        if biggest > limits.max_storage_buffer_binding_size.min(limits.max_buffer_size) {
+        if biggest
+            > limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size)
+        {
             return Err(EngineError::Gpu(format!(
                 "a {biggest}-byte storage buffer exceeds the device limit"
             )));
@@ -293,7 +312,11 @@ impl GpuSwarm {
                 contents: bytemuck::bytes_of(&params),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
-            let src = if l == 0 { &input_buf } else { &scratch[(l - 1) % 2] };
+            let src = if l == 0 {
+                &input_buf
+            } else {
+                &scratch[(l - 1) % 2]
+            };
             let entries = [
                 &params_buf,
                 &descs_buf,

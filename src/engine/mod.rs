@@ -30,8 +30,14 @@ pub enum EngineError {
     Shape(String),
     /// Invalid quantisation parameters.
     Quant(String),
-    InputLength { expected: usize, got: usize },
-    OutputLength { expected: usize, got: usize },
+    InputLength {
+        expected: usize,
+        got: usize,
+    },
+    OutputLength {
+        expected: usize,
+        got: usize,
+    },
     /// `Backend::Gpu` was requested but no adapter exists.
     NoGpuAdapter(String),
     /// Device creation, limits or execution failure.

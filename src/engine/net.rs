@@ -21,6 +21,11 @@ impl MapShape {
         Self { h, w, c }
     }
 
+    /// Whether any dimension is zero.
+    pub fn is_empty(&self) -> bool {
+        self.h == 0 || self.w == 0 || self.c == 0
+    }
+
     /// Number of scalars in the map (`h * w * c`), `None` on overflow.
     pub fn len(&self) -> Option<usize> {
         self.h.checked_mul(self.w)?.checked_mul(self.c)
@@ -247,7 +252,10 @@ impl FloatNet {
             };
             let out_shape = layer.spec.out_shape(src_shape)?;
             let pre = conv_f32(layer, src, src_shape, out_shape);
-            let post = pre.iter().map(|&x| layer.spec.activation.apply(x)).collect();
+            let post = pre
+                .iter()
+                .map(|&x| layer.spec.activation.apply(x))
+                .collect();
             traces.push(LayerTrace {
                 shape: out_shape,
                 pre,
@@ -264,7 +272,9 @@ impl FloatNet {
         shape: MapShape,
     ) -> Result<(Vec<f32>, MapShape), EngineError> {
         let mut traces = self.forward_all(input, shape)?;
-        let last = traces.pop().ok_or(EngineError::Shape("net has no layers".into()))?;
+        let last = traces
+            .pop()
+            .ok_or(EngineError::Shape("net has no layers".into()))?;
         Ok((last.post, last.shape))
     }
 }

@@ -162,7 +162,11 @@ impl QuantLayer {
             return Err(format!("fan-in {} > {MAX_FAN_IN}", spec.fan_in()));
         }
         if weights.len() != spec.weight_len() {
-            return Err(format!("{} weights, expected {}", weights.len(), spec.weight_len()));
+            return Err(format!(
+                "{} weights, expected {}",
+                weights.len(),
+                spec.weight_len()
+            ));
         }
         if weight_scales.len() != spec.out_c || bias.len() != spec.out_c {
             return Err(format!(
@@ -176,15 +180,23 @@ impl QuantLayer {
             return Err("weight -128 (symmetric range is -127..=127)".into());
         }
         let bias_limit = ACC_LIMIT - 1 - (spec.fan_in() as i64) * 255 * 127;
-        if let Some(b) = bias.iter().find(|b| i64::from(b.unsigned_abs()) > bias_limit) {
+        if let Some(b) = bias
+            .iter()
+            .find(|b| i64::from(b.unsigned_abs()) > bias_limit)
+        {
             return Err(format!("bias {b} exceeds +-{bias_limit}"));
         }
-        input_q.validate().map_err(|e| format!("input quant: {e}"))?;
-        output_q.validate().map_err(|e| format!("output quant: {e}"))?;
+        input_q
+            .validate()
+            .map_err(|e| format!("input quant: {e}"))?;
+        output_q
+            .validate()
+            .map_err(|e| format!("output quant: {e}"))?;
         let is_sigmoid = spec.activation == Activation::Sigmoid;
         let target = match (is_sigmoid, pre_activation_q) {
             (true, Some(p)) => {
-                p.validate().map_err(|e| format!("pre-activation quant: {e}"))?;
+                p.validate()
+                    .map_err(|e| format!("pre-activation quant: {e}"))?;
                 p
             }
             (false, None) => output_q,

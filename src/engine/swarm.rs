@@ -19,7 +19,10 @@ impl Swarm {
             .first()
             .ok_or_else(|| EngineError::Shape("swarm has no agents".into()))?;
         let (c, q) = (first.in_c(), first.input_q());
-        if let Some(i) = agents.iter().position(|a| a.in_c() != c || a.input_q() != q) {
+        if let Some(i) = agents
+            .iter()
+            .position(|a| a.in_c() != c || a.input_q() != q)
+        {
             return Err(EngineError::Shape(format!(
                 "agent {i} reads a different input (channels or quantisation) than agent 0"
             )));
@@ -75,7 +78,7 @@ pub enum ActiveBackend {
 }
 
 enum Engine {
-    Cpu(CpuSwarm),
+    Cpu(Box<CpuSwarm>),
     Gpu(Box<GpuSwarm>),
 }
 
@@ -90,7 +93,7 @@ impl SwarmRunner {
     pub fn new(swarm: &Swarm, input: MapShape, backend: Backend) -> Result<Self, EngineError> {
         let cpu = |kernel, status: String| {
             Ok(Self {
-                engine: Engine::Cpu(CpuSwarm::new(swarm, input, kernel)?),
+                engine: Engine::Cpu(Box::new(CpuSwarm::new(swarm, input, kernel)?)),
                 status,
             })
         };

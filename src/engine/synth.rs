@@ -1,8 +1,8 @@
 //! Deterministic synthetic nets and maps (tests, benches, examples). Not used at inference.
 
+use super::EngineError;
 use super::net::{Activation, ConvSpec, FloatLayer, FloatNet, MapShape};
 use super::quant::{QuantNet, QuantParams, quantize_net};
-use super::EngineError;
 
 /// SplitMix64: tiny, seedable, good enough for test data.
 #[derive(Clone, Debug)]
@@ -58,7 +58,9 @@ pub fn random_float_net(rng: &mut Rng, specs: &[ConvSpec]) -> FloatNet {
             let bound = (3.0 / spec.fan_in() as f32).sqrt();
             FloatLayer {
                 spec,
-                weights: (0..spec.weight_len()).map(|_| rng.uniform(-bound, bound)).collect(),
+                weights: (0..spec.weight_len())
+                    .map(|_| rng.uniform(-bound, bound))
+                    .collect(),
                 bias: (0..spec.out_c).map(|_| rng.uniform(-0.1, 0.1)).collect(),
             }
         })
@@ -68,7 +70,9 @@ pub fn random_float_net(rng: &mut Rng, specs: &[ConvSpec]) -> FloatNet {
 
 /// A random float map with values in `[lo, hi)`.
 pub fn random_map(rng: &mut Rng, shape: MapShape, lo: f32, hi: f32) -> Vec<f32> {
-    (0..shape.h * shape.w * shape.c).map(|_| rng.uniform(lo, hi)).collect()
+    (0..shape.h * shape.w * shape.c)
+        .map(|_| rng.uniform(lo, hi))
+        .collect()
 }
 
 /// A random quantised agent calibrated on `calib` (float maps of shape `shape`).
