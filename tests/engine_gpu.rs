@@ -2,7 +2,7 @@
 //! found and `SWARMPOSE_REQUIRE_GPU` is unset; with it set, a missing adapter fails.
 
 use gstswarmpose::engine::cpu::{CpuKernel, CpuSwarm};
-use gstswarmpose::engine::gpu::{self, GpuSwarm};
+use gstswarmpose::engine::gpu::GpuSwarm;
 use gstswarmpose::engine::synth::{self, Rng};
 use gstswarmpose::engine::{
     ActiveBackend, Backend, EngineError, MapShape, QuantParams, Swarm, SwarmRunner,
@@ -100,7 +100,13 @@ fn backend_selection() {
     let cpu = SwarmRunner::new(&swarm, shape, Backend::Cpu).unwrap();
     assert_eq!(cpu.active(), ActiveBackend::CpuSimd);
     let auto = SwarmRunner::new(&swarm, shape, Backend::Auto).unwrap();
-    match gpu::adapter_available() {
+    match GpuSwarm::new(&swarm, shape) {
+        Ok(g) if g.is_software() => {
+            assert_eq!(auto.active(), ActiveBackend::CpuSimd);
+            assert!(auto.status().starts_with("warning:"), "{}", auto.status());
+            let forced = SwarmRunner::new(&swarm, shape, Backend::Gpu).unwrap();
+            assert_eq!(forced.active(), ActiveBackend::Gpu);
+        }
         Ok(_) => assert_eq!(auto.active(), ActiveBackend::Gpu, "{}", auto.status()),
         Err(_) => {
             assert_eq!(auto.active(), ActiveBackend::CpuSimd);

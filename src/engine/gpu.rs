@@ -70,6 +70,7 @@ pub struct GpuSwarm {
     input_i32: Vec<i32>,
     offsets: Vec<usize>,
     adapter_name: String,
+    software: bool,
 }
 
 fn to_i32(v: usize) -> Result<i32, EngineError> {
@@ -77,7 +78,7 @@ fn to_i32(v: usize) -> Result<i32, EngineError> {
 }
 
 /// Finds an adapter (default backends, no forced fallback) and opens a device.
-fn open_device() -> Result<(wgpu::Device, wgpu::Queue, String), EngineError> {
+fn open_device() -> Result<(wgpu::Device, wgpu::Queue, String, bool), EngineError> {
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
@@ -89,6 +90,7 @@ fn open_device() -> Result<(wgpu::Device, wgpu::Queue, String), EngineError> {
     .map_err(|e| EngineError::NoGpuAdapter(e.to_string()))?;
     let info = adapter.get_info();
     let name = format!("{} ({:?}, {})", info.name, info.backend, info.driver);
+    let software = info.device_type == wgpu::DeviceType::Cpu;
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("swarmpose-engine"),
         required_features: wgpu::Features::empty(),
@@ -98,12 +100,12 @@ fn open_device() -> Result<(wgpu::Device, wgpu::Queue, String), EngineError> {
         trace: wgpu::Trace::Off,
     }))
     .map_err(|e| EngineError::Gpu(format!("request_device on {name}: {e}")))?;
-    Ok((device, queue, name))
+    Ok((device, queue, name, software))
 }
 
 /// Whether a GPU adapter can be opened (for tests deciding to skip).
 pub fn adapter_available() -> Result<String, EngineError> {
-    open_device().map(|(_, _, name)| name)
+    open_device().map(|(_, _, name, _)| name)
 }
 
 impl GpuSwarm {
@@ -210,7 +212,7 @@ impl GpuSwarm {
             }
         }
 
-        let (device, queue, adapter_name) = open_device()?;
+        let (device, queue, adapter_name, software) = open_device()?;
         let limits = device.limits();
         let out_len = offsets[n_agents];
         let input_len = input
@@ -356,11 +358,17 @@ impl GpuSwarm {
             input_i32: vec![0; input_len],
             offsets,
             adapter_name,
+            software,
         })
     }
 
     pub fn adapter_name(&self) -> &str {
         &self.adapter_name
+    }
+
+    /// A software rasteriser (e.g. Mesa lavapipe): exact, but far slower than the CPU kernels.
+    pub fn is_software(&self) -> bool {
+        self.software
     }
 
     /// `offsets()[a]..offsets()[a + 1]` is agent `a`'s output range.

@@ -58,7 +58,8 @@ impl Swarm {
 /// Requested execution backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Backend {
-    /// GPU when an adapter is found, otherwise CPU SIMD (see [`SwarmRunner::status`]).
+    /// A hardware GPU adapter when found, otherwise CPU SIMD (see [`SwarmRunner::status`]).
+    /// Software adapters (lavapipe) are skipped: they are much slower than the SIMD kernel.
     #[default]
     Auto,
     /// CPU SIMD (rayon across agents for large frames).
@@ -109,6 +110,13 @@ impl SwarmRunner {
                 })
             }
             Backend::Auto => match GpuSwarm::new(swarm, input) {
+                Ok(gpu) if gpu.is_software() => cpu(
+                    CpuKernel::Simd,
+                    format!(
+                        "warning: only a software GPU adapter ({}); using cpu simd",
+                        gpu.adapter_name()
+                    ),
+                ),
                 Ok(gpu) => {
                     let status = format!("gpu: {}", gpu.adapter_name());
                     Ok(Self {
