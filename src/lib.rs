@@ -8,6 +8,7 @@ use gst::glib;
 
 pub mod consensus;
 pub mod draw;
+pub mod engine;
 pub mod json;
 pub mod meta;
 pub mod overlay;

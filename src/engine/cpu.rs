@@ -1,0 +1,646 @@
+//! CPU int8 swarm execution: a scalar reference kernel and a `wide` SIMD kernel.
+//!
+//! Both compute exactly the integer contract of [`super::quant`], so their int8 outputs are
+//! bit-identical. All buffers (per-worker scratch, the shared SIMD input planes, the int8
+//! outputs) are sized in [`CpuSwarm::new`]; [`CpuSwarm::run`] allocates nothing.
+//!
+//! SIMD layout ("pair planes"): a map of `c` channels is stored as `ceil(c / 2)` planes of i32
+//! lanes, each lane packing the *centred* values `q - zero_point` of two channels as two i16
+//! (even channel in the low half). A plane has a one-pixel zero border (so "same" padding is
+//! just reading zeros) and a row stride rounded up to 8 lanes plus slack. Convolutions then run
+//! 8 output positions per vector with `pmaddwd` (`i16x16::dot`):
+//! * dense conv: one load of 8 positions x 2 input channels, dotted with the broadcast weight
+//!   pair `(w[co][2p], w[co][2p+1])`, adds 16 MACs for one output channel;
+//! * depthwise conv: the same load dotted with `(w, 0)` or `(0, w)` selects one channel, so the
+//!   two channels of a pair accumulate separately without any shuffle.
+//!
+//! Requantisation is vectorised with the same split-multiply as [`super::quant::Requant`].
+
+use super::EngineError;
+use super::net::MapShape;
+use super::quant::{QuantLayer, QuantNet};
+use super::swarm::Swarm;
+use wide::{i16x16, i32x8};
+
+/// Which CPU kernel a [`CpuSwarm`] uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuKernel {
+    /// Plain loops over HWC int8 maps (reference, the "before").
+    Scalar,
+    /// `wide` vectors over pair planes.
+    Simd,
+}
+
+/// Below this many MACs per frame the swarm runs on the calling thread: rayon's fork/join
+/// (~µs) would cost more than it saves.
+pub const PARALLEL_MIN_MACS: u64 = 2_000_000;
+
+/// Geometry of a pair-plane map.
+#[derive(Clone, Copy, Debug)]
+struct PlaneGeom {
+    shape: MapShape,
+    pairs: usize,
+    /// Lanes per padded row.
+    stride: usize,
+    /// Lanes per pair plane, `(h + 2) * stride`.
+    plane_len: usize,
+    /// Total lanes including tail slack for over-reading garbage lanes of the last block.
+    total: usize,
+}
+
+impl PlaneGeom {
+    fn new(shape: MapShape) -> Self {
+        let pairs = shape.c.div_ceil(2);
+        let stride = shape.w.next_multiple_of(8) + 8;
+        let plane_len = (shape.h + 2) * stride;
+        let total = pairs * plane_len + 2 * stride + 64;
+        Self {
+            shape,
+            pairs,
+            stride,
+            plane_len,
+            total,
+        }
+    }
+
+    /// Index of data position `(y, x)` of pair `p`.
+    fn at(&self, p: usize, y: usize, x: usize) -> usize {
+        p * self.plane_len + (y + 1) * self.stride + x + 1
+    }
+}
+
+/// One layer prepared for the SIMD kernel.
+#[derive(Clone, Debug)]
+struct SimdLayer {
+    depthwise: bool,
+    kernel: usize,
+    conv_stride: usize,
+    src: PlaneGeom,
+    dst: PlaneGeom,
+    /// Dense: `[co][tap][in_pair]` packed i16 weight pairs. Depthwise: `[c][tap]` with the
+    /// weight in the half of the lane that holds channel `c`.
+    packed: Vec<i32>,
+    /// Per output channel, padded to an even count (the padding channel outputs 0).
+    bias: Vec<i32>,
+    mult: Vec<i32>,
+    shift: Vec<u32>,
+    /// Clamp bounds on the centred output when there is no LUT.
+    lo: Vec<i32>,
+    hi: Vec<i32>,
+    /// Sigmoid only, applied per lane.
+    lut: Option<SimdLut>,
+}
+
+/// Lookup-table finish of a sigmoid layer (see `QuantLayer::finish`).
+#[derive(Clone, Debug)]
+struct SimdLut {
+    target_zp: i32,
+    clamp: (i32, i32),
+    table: Vec<i8>,
+    out_zp: i32,
+}
+
+impl SimdLayer {
+    fn new(layer: &QuantLayer, src: MapShape, dst: MapShape) -> Self {
+        let spec = layer.spec;
+        let (src, dst) = (PlaneGeom::new(src), PlaneGeom::new(dst));
+        let taps = spec.kernel * spec.kernel;
+        let out_even = dst.pairs * 2;
+        let half = |w: i8| i32::from(w) & 0xffff;
+        let mut packed = Vec::new();
+        if spec.is_depthwise() {
+            for c in 0..out_even {
+                for t in 0..taps {
+                    let w = if c < spec.out_c {
+                        layer.weights[c * taps + t]
+                    } else {
+                        0
+                    };
+                    packed.push(if c % 2 == 0 { half(w) } else { half(w) << 16 });
+                }
+            }
+        } else {
+            for co in 0..out_even {
+                for t in 0..taps {
+                    for p in 0..src.pairs {
+                        let w = |ci: usize| {
+                            if co < spec.out_c && ci < spec.in_c {
+                                layer.weights[(co * spec.in_c + ci) * taps + t]
+                            } else {
+                                0
+                            }
+                        };
+                        packed.push(half(w(2 * p)) | (half(w(2 * p + 1)) << 16));
+                    }
+                }
+            }
+        }
+        let zp = layer.output_q.zero_point;
+        let ch = |c: usize| c < spec.out_c;
+        Self {
+            depthwise: spec.is_depthwise(),
+            kernel: spec.kernel,
+            conv_stride: spec.stride,
+            src,
+            dst,
+            packed,
+            bias: (0..out_even)
+                .map(|c| if ch(c) { layer.bias[c] } else { 0 })
+                .collect(),
+            mult: (0..out_even)
+                .map(|c| {
+                    if ch(c) {
+                        layer.requant[c].multiplier
+                    } else {
+                        0
+                    }
+                })
+                .collect(),
+            shift: (0..out_even)
+                .map(|c| if ch(c) { layer.requant[c].shift } else { 16 })
+                .collect(),
+            lo: (0..out_even)
+                .map(|c| if ch(c) { layer.clamp.0 - zp } else { 0 })
+                .collect(),
+            hi: (0..out_even)
+                .map(|c| if ch(c) { layer.clamp.1 - zp } else { 0 })
+                .collect(),
+            lut: layer.lut.clone().map(|table| SimdLut {
+                target_zp: layer.target_zp,
+                clamp: layer.clamp,
+                table,
+                out_zp: zp,
+            }),
+        }
+    }
+}
+
+/// An agent with its per-layer shapes for one input shape.
+#[derive(Clone, Debug)]
+struct AgentPlan {
+    net: QuantNet,
+    /// `shapes[0]` is the input, `shapes[l + 1]` the output of layer `l`.
+    shapes: Vec<MapShape>,
+    simd: Vec<SimdLayer>,
+}
+
+/// Per-worker scratch, sized for the largest layer of any agent.
+#[derive(Clone, Debug)]
+struct Worker {
+    bytes: [Vec<i8>; 2],
+    planes: [Vec<i32>; 2],
+}
+
+/// Read-only state shared by the workers of one run.
+struct Shared<'a> {
+    kernel: CpuKernel,
+    agents: &'a [AgentPlan],
+    offsets: &'a [usize],
+    input: &'a [i8],
+    input_planes: &'a [i32],
+}
+
+/// A swarm of quantised agents prepared for one input shape on the CPU.
+#[derive(Debug)]
+pub struct CpuSwarm {
+    kernel: CpuKernel,
+    input_shape: MapShape,
+    input_geom: PlaneGeom,
+    input_zp: i32,
+    agents: Vec<AgentPlan>,
+    /// `offsets[a]..offsets[a + 1]` is agent `a`'s output range (HWC, concatenated).
+    offsets: Vec<usize>,
+    input_planes: Vec<i32>,
+    q_out: Vec<i8>,
+    workers: Vec<Worker>,
+    /// Agent index bounds per worker for parallel runs.
+    bounds: Vec<usize>,
+    serial_bounds: [usize; 2],
+    parallel: bool,
+    macs: u64,
+}
+
+impl CpuSwarm {
+    /// Prepares buffers and packed weights; parallel across agents when the frame is large
+    /// enough ([`PARALLEL_MIN_MACS`]).
+    pub fn new(
+        swarm: &Swarm,
+        input_shape: MapShape,
+        kernel: CpuKernel,
+    ) -> Result<Self, EngineError> {
+        if input_shape.c != swarm.in_c() {
+            return Err(EngineError::Shape(format!(
+                "input map has {} channels, swarm expects {}",
+                input_shape.c,
+                swarm.in_c()
+            )));
+        }
+        input_shape
+            .len()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| EngineError::Shape("empty or oversized input map".into()))?;
+        let mut agents = Vec::with_capacity(swarm.len());
+        let mut offsets = vec![0usize];
+        let (mut max_bytes, mut max_planes, mut macs) = (0usize, 0usize, 0u64);
+        for net in swarm.agents() {
+            let mut shapes = vec![input_shape];
+            for spec in net.specs() {
+                let next = spec.out_shape(shapes[shapes.len() - 1])?;
+                shapes.push(next);
+            }
+            macs += super::net::chain_macs(net.specs(), input_shape)?;
+            let simd: Vec<SimdLayer> = net
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(l, layer)| SimdLayer::new(layer, shapes[l], shapes[l + 1]))
+                .collect();
+            for s in &shapes[1..] {
+                max_bytes = max_bytes.max(s.h * s.w * s.c);
+                max_planes = max_planes.max(PlaneGeom::new(*s).total);
+            }
+            let out_len = shapes[shapes.len() - 1].h
+                * shapes[shapes.len() - 1].w
+                * shapes[shapes.len() - 1].c;
+            offsets.push(offsets[offsets.len() - 1] + out_len);
+            agents.push(AgentPlan {
+                net: net.clone(),
+                shapes,
+                simd,
+            });
+        }
+        let n = agents.len();
+        let threads = rayon::current_num_threads().clamp(1, n.max(1));
+        let parallel = threads > 1 && macs >= PARALLEL_MIN_MACS;
+        let n_workers = if parallel { threads } else { 1 };
+        let (bytes, planes) = match kernel {
+            CpuKernel::Scalar => (max_bytes, 0),
+            CpuKernel::Simd => (0, max_planes),
+        };
+        let worker = Worker {
+            bytes: [vec![0; bytes], vec![0; bytes]],
+            planes: [vec![0; planes], vec![0; planes]],
+        };
+        let input_geom = PlaneGeom::new(input_shape);
+        Ok(Self {
+            kernel,
+            input_shape,
+            input_geom,
+            input_zp: swarm.input_q().zero_point,
+            offsets: offsets.clone(),
+            input_planes: match kernel {
+                CpuKernel::Scalar => Vec::new(),
+                CpuKernel::Simd => vec![0; input_geom.total],
+            },
+            q_out: vec![0; offsets[n]],
+            workers: vec![worker; n_workers],
+            bounds: (0..=n_workers).map(|i| i * n / n_workers).collect(),
+            serial_bounds: [0, n],
+            parallel,
+            macs,
+            agents,
+        })
+    }
+
+    /// Enables or disables rayon across agents (defaults to on for large frames).
+    pub fn set_parallel(&mut self, on: bool) {
+        self.parallel = on && self.workers.len() > 1;
+    }
+
+    pub fn is_parallel(&self) -> bool {
+        self.parallel
+    }
+
+    pub fn kernel(&self) -> CpuKernel {
+        self.kernel
+    }
+
+    /// Total output length (f32 or i8 values), agents concatenated.
+    pub fn output_len(&self) -> usize {
+        self.offsets[self.offsets.len() - 1]
+    }
+
+    /// Output range of each agent: `offsets()[a]..offsets()[a + 1]`.
+    pub fn offsets(&self) -> &[usize] {
+        &self.offsets
+    }
+
+    /// Output map shape of agent `a`.
+    pub fn output_shape(&self, a: usize) -> Option<MapShape> {
+        self.agents.get(a).and_then(|p| p.shapes.last().copied())
+    }
+
+    /// Multiply-accumulates per frame over all agents.
+    pub fn macs(&self) -> u64 {
+        self.macs
+    }
+
+    /// Runs every agent; returns the int8 outputs (agents concatenated, HWC each).
+    pub fn run_quantized(&mut self, input: &[i8]) -> Result<&[i8], EngineError> {
+        self.run_inner(input, None)?;
+        Ok(&self.q_out)
+    }
+
+    /// Runs every agent and dequantises into `out` (length [`Self::output_len`]).
+    pub fn run(&mut self, input: &[i8], out: &mut [f32]) -> Result<(), EngineError> {
+        if out.len() != self.output_len() {
+            return Err(EngineError::OutputLength {
+                expected: self.output_len(),
+                got: out.len(),
+            });
+        }
+        self.run_inner(input, Some(out))
+    }
+
+    fn run_inner(&mut self, input: &[i8], out: Option<&mut [f32]>) -> Result<(), EngineError> {
+        let expected = self.input_shape.h * self.input_shape.w * self.input_shape.c;
+        if input.len() != expected {
+            return Err(EngineError::InputLength {
+                expected,
+                got: input.len(),
+            });
+        }
+        if self.kernel == CpuKernel::Simd {
+            hwc_to_planes(
+                input,
+                self.input_zp,
+                &self.input_geom,
+                &mut self.input_planes,
+            );
+        }
+        let shared = Shared {
+            kernel: self.kernel,
+            agents: &self.agents,
+            offsets: &self.offsets,
+            input,
+            input_planes: &self.input_planes,
+        };
+        let (workers, bounds): (&mut [Worker], &[usize]) = if self.parallel {
+            (&mut self.workers, &self.bounds)
+        } else {
+            (&mut self.workers[..1], &self.serial_bounds)
+        };
+        run_workers(&shared, workers, bounds, &mut self.q_out, out, 0);
+        Ok(())
+    }
+}
+
+/// Splits agents over workers with `rayon::join` (no allocation, unlike scoped spawns).
+fn run_workers(
+    sh: &Shared,
+    workers: &mut [Worker],
+    bounds: &[usize],
+    q_out: &mut [i8],
+    out: Option<&mut [f32]>,
+    base: usize,
+) {
+    if let [worker] = workers {
+        for a in bounds[0]..bounds[1] {
+            let range = sh.offsets[a] - base..sh.offsets[a + 1] - base;
+            let q = &mut q_out[range.clone()];
+            let plan = &sh.agents[a];
+            match sh.kernel {
+                CpuKernel::Scalar => forward_scalar(plan, sh.input, worker, q),
+                CpuKernel::Simd => forward_simd(plan, sh.input_planes, worker, q),
+            }
+        }
+        if let Some(out) = out {
+            for a in bounds[0]..bounds[1] {
+                let range = sh.offsets[a] - base..sh.offsets[a + 1] - base;
+                let oq = sh.agents[a].net.output_q();
+                for (o, &q) in out[range.clone()].iter_mut().zip(&q_out[range]) {
+                    *o = (i32::from(q) - oq.zero_point) as f32 * oq.scale;
+                }
+            }
+        }
+        return;
+    }
+    let mid = workers.len() / 2;
+    let split = sh.offsets[bounds[mid]] - base;
+    let (wl, wr) = workers.split_at_mut(mid);
+    let (ql, qr) = q_out.split_at_mut(split);
+    let (ol, or) = match out {
+        Some(o) => {
+            let (l, r) = o.split_at_mut(split);
+            (Some(l), Some(r))
+        }
+        None => (None, None),
+    };
+    rayon::join(
+        || run_workers(sh, wl, &bounds[..=mid], ql, ol, base),
+        || run_workers(sh, wr, &bounds[mid..], qr, or, base + split),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalar kernel
+
+fn forward_scalar(plan: &AgentPlan, input: &[i8], worker: &mut Worker, out: &mut [i8]) {
+    let n = plan.net.layers.len();
+    let [a, b] = &mut worker.bytes;
+    for (l, layer) in plan.net.layers.iter().enumerate() {
+        let (s, o) = (plan.shapes[l], plan.shapes[l + 1]);
+        let len = o.h * o.w * o.c;
+        // Ping-pong: layer l reads what layer l-1 wrote.
+        let (src, dst): (&[i8], &mut [i8]) = match (l == 0, l + 1 == n, l % 2) {
+            (true, true, _) => (input, &mut *out),
+            (true, false, _) => (input, &mut a[..len]),
+            (false, true, 1) => (&a[..], &mut *out),
+            (false, true, _) => (&b[..], &mut *out),
+            (false, false, 1) => (&a[..], &mut b[..len]),
+            (false, false, _) => (&b[..], &mut a[..len]),
+        };
+        conv_scalar(layer, src, s, o, dst);
+    }
+}
+
+/// Direct int8 convolution on HWC maps, exactly the contract of `quant`.
+fn conv_scalar(layer: &QuantLayer, src: &[i8], s: MapShape, o: MapShape, dst: &mut [i8]) {
+    let spec = &layer.spec;
+    let (k, stride, pad) = (spec.kernel, spec.stride, spec.pad());
+    let ipg = spec.in_per_group();
+    let opg = spec.out_c / spec.groups;
+    let zp = layer.input_q.zero_point;
+    for oy in 0..o.h {
+        for ox in 0..o.w {
+            for co in 0..o.c {
+                let g = co / opg;
+                let mut acc = layer.bias[co];
+                for ky in 0..k {
+                    let iy = (oy * stride + ky).wrapping_sub(pad);
+                    if iy >= s.h {
+                        continue;
+                    }
+                    for kx in 0..k {
+                        let ix = (ox * stride + kx).wrapping_sub(pad);
+                        if ix >= s.w {
+                            continue;
+                        }
+                        let base = (iy * s.w + ix) * s.c + g * ipg;
+                        for ci in 0..ipg {
+                            let w = layer.weights[((co * ipg + ci) * k + ky) * k + kx];
+                            acc += (i32::from(src[base + ci]) - zp) * i32::from(w);
+                        }
+                    }
+                }
+                dst[(oy * o.w + ox) * o.c + co] = layer.finish(co, acc);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIMD kernel
+
+/// Packs an HWC int8 map into centred pair planes (borders stay zero from construction).
+fn hwc_to_planes(input: &[i8], zp: i32, g: &PlaneGeom, planes: &mut [i32]) {
+    let MapShape { h, w, c } = g.shape;
+    for p in 0..g.pairs {
+        for y in 0..h {
+            let row = g.at(p, y, 0);
+            for x in 0..w {
+                let px = &input[(y * w + x) * c..(y * w + x + 1) * c];
+                let lo = i32::from(px[2 * p]) - zp;
+                let hi = px.get(2 * p + 1).map_or(0, |&v| i32::from(v) - zp);
+                planes[row + x] = (lo & 0xffff) | (hi << 16);
+            }
+        }
+    }
+}
+
+/// Unpacks the final layer's pair planes into HWC int8.
+fn planes_to_hwc(planes: &[i32], zp: i32, g: &PlaneGeom, out: &mut [i8]) {
+    let MapShape { h, w, c } = g.shape;
+    for y in 0..h {
+        for x in 0..w {
+            for (ch, o) in out[(y * w + x) * c..(y * w + x + 1) * c]
+                .iter_mut()
+                .enumerate()
+            {
+                let lane = planes[g.at(ch / 2, y, x)];
+                let centred = if ch % 2 == 0 {
+                    (lane << 16) >> 16
+                } else {
+                    lane >> 16
+                };
+                *o = (centred + zp) as i8;
+            }
+        }
+    }
+}
+
+fn forward_simd(plan: &AgentPlan, input_planes: &[i32], worker: &mut Worker, out: &mut [i8]) {
+    let n = plan.simd.len();
+    let [a, b] = &mut worker.planes;
+    for (l, layer) in plan.simd.iter().enumerate() {
+        let (src, dst): (&[i32], &mut [i32]) = match (l == 0, l % 2) {
+            (true, _) => (input_planes, &mut a[..]),
+            (false, 1) => (&a[..], &mut b[..]),
+            (false, _) => (&b[..], &mut a[..]),
+        };
+        match (layer.conv_stride, layer.depthwise) {
+            (1, false) => conv_simd::<1, false>(layer, src, dst),
+            (1, true) => conv_simd::<1, true>(layer, src, dst),
+            (_, false) => conv_simd::<2, false>(layer, src, dst),
+            (_, true) => conv_simd::<2, true>(layer, src, dst),
+        }
+    }
+    let last = &plan.simd[n - 1];
+    let result = if n % 2 == 1 { &a[..] } else { &b[..] };
+    planes_to_hwc(result, plan.net.output_q().zero_point, &last.dst, out);
+}
+
+/// 8 lanes starting at `i`, every `STRIDE`-th lane.
+#[inline(always)]
+fn load8<const STRIDE: usize>(src: &[i32], i: usize) -> i16x16 {
+    let v = if STRIDE == 1 {
+        let s: &[i32; 8] = src[i..i + 8].try_into().expect("8 lanes");
+        i32x8::new(*s)
+    } else {
+        let s = &src[i..i + 8 * STRIDE];
+        i32x8::new(std::array::from_fn(|j| s[j * STRIDE]))
+    };
+    bytemuck::cast(v)
+}
+
+#[inline(always)]
+fn splat_pair(pair: i32) -> i16x16 {
+    bytemuck::cast(i32x8::splat(pair))
+}
+
+/// Vector form of `Requant::apply` + clamp, producing centred outputs.
+#[inline(always)]
+fn requant8(layer: &SimdLayer, c: usize, acc: i32x8) -> i32x8 {
+    let m = splat_pair(layer.mult[c]);
+    let s = layer.shift[c];
+    let hi: i16x16 = bytemuck::cast(acc.unbounded_shr_scalar(15));
+    let lo: i16x16 = bytemuck::cast(acc & i32x8::splat(0x7fff));
+    let r = hi.dot(m) + lo.dot(m).unbounded_shr_scalar(15) + i32x8::splat(1 << (s - 16));
+    let r = r.unbounded_shr_scalar(s - 15);
+    match &layer.lut {
+        None => r
+            .max(i32x8::splat(layer.lo[c]))
+            .min(i32x8::splat(layer.hi[c])),
+        Some(lut) => {
+            let r = r.to_array();
+            i32x8::new(std::array::from_fn(|j| {
+                let q = (r[j] + lut.target_zp).clamp(lut.clamp.0, lut.clamp.1);
+                i32::from(lut.table[(q + 128) as usize]) - lut.out_zp
+            }))
+        }
+    }
+}
+
+/// One layer over pair planes, 8 output positions and 2 output channels per step.
+fn conv_simd<const STRIDE: usize, const DEPTHWISE: bool>(
+    layer: &SimdLayer,
+    src: &[i32],
+    dst: &mut [i32],
+) {
+    let (sg, dg) = (&layer.src, &layer.dst);
+    let (k, pad) = (layer.kernel, layer.kernel / 2);
+    let taps = k * k;
+    let MapShape { h, w, .. } = dg.shape;
+    for q in 0..dg.pairs {
+        let (ca, cb) = (2 * q, 2 * q + 1);
+        let plane = &mut dst[q * dg.plane_len..(q + 1) * dg.plane_len];
+        plane[..dg.stride].fill(0);
+        plane[(h + 1) * dg.stride..].fill(0);
+        for oy in 0..h {
+            let row = (oy + 1) * dg.stride;
+            for x0 in (0..w).step_by(8) {
+                let mut acc_a = i32x8::splat(layer.bias[ca]);
+                let mut acc_b = i32x8::splat(layer.bias[cb]);
+                for ky in 0..k {
+                    // Padded coordinates: data (y, x) lives at (y + 1, x + 1).
+                    let iy = oy * STRIDE + ky + 1 - pad;
+                    for kx in 0..k {
+                        let ix = x0 * STRIDE + kx + 1 - pad;
+                        let t = ky * k + kx;
+                        if DEPTHWISE {
+                            let v = load8::<STRIDE>(src, q * sg.plane_len + iy * sg.stride + ix);
+                            acc_a += v.dot(splat_pair(layer.packed[ca * taps + t]));
+                            acc_b += v.dot(splat_pair(layer.packed[cb * taps + t]));
+                        } else {
+                            let wa = &layer.packed[(ca * taps + t) * sg.pairs..][..sg.pairs];
+                            let wb = &layer.packed[(cb * taps + t) * sg.pairs..][..sg.pairs];
+                            for p in 0..sg.pairs {
+                                let v =
+                                    load8::<STRIDE>(src, p * sg.plane_len + iy * sg.stride + ix);
+                                acc_a += v.dot(splat_pair(wa[p]));
+                                acc_b += v.dot(splat_pair(wb[p]));
+                            }
+                        }
+                    }
+                }
+                let qa = requant8(layer, ca, acc_a);
+                let qb = requant8(layer, cb, acc_b);
+                let packed = (qa & i32x8::splat(0xffff)) | qb.unbounded_shl_scalar(16);
+                plane[row + x0 + 1..row + x0 + 9].copy_from_slice(&packed.to_array());
+            }
+            // Restore the zero border the block loop overwrote (and any stale lanes).
+            plane[row] = 0;
+            plane[row + w + 1..row + dg.stride].fill(0);
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Scalar vs SIMD int8 kernels: bit-identical outputs on random swarms.
+
+use gstswarmpose::engine::cpu::{CpuKernel, CpuSwarm};
+use gstswarmpose::engine::synth::{self, Rng};
+use gstswarmpose::engine::{MapShape, QuantParams, Swarm};
+
+/// A random swarm of mixed architectures calibrated on a random map.
+fn random_swarm(rng: &mut Rng, n: usize, in_c: usize, shape: MapShape) -> (Swarm, Vec<i8>) {
+    let calib = synth::random_map(rng, shape, -1.0, 3.0);
+    let input_q = QuantParams::calibrate(&calib);
+    let agents = (0..n)
+        .map(|_| {
+            let specs = synth::random_specs(rng, in_c, 500);
+            synth::random_quant_net(rng, &specs, input_q, &calib, shape).expect("quantise")
+        })
+        .collect();
+    let input = synth::random_q_map(rng, shape.len().unwrap());
+    (Swarm::new(agents).expect("swarm"), input)
+}
+
+#[test]
+fn scalar_and_simd_are_bit_identical_on_mixed_architectures() {
+    let mut rng = Rng::new(7);
+    for &(h, w, c) in &[(13, 21, 5), (16, 16, 16), (7, 9, 1), (1, 1, 3), (33, 40, 8)] {
+        let shape = MapShape::new(h, w, c);
+        let (swarm, input) = random_swarm(&mut rng, 24, c, shape);
+        let mut scalar = CpuSwarm::new(&swarm, shape, CpuKernel::Scalar).unwrap();
+        let mut simd = CpuSwarm::new(&swarm, shape, CpuKernel::Simd).unwrap();
+        let a = scalar.run_quantized(&input).unwrap().to_vec();
+        let b = simd.run_quantized(&input).unwrap().to_vec();
+        assert_eq!(a.len(), scalar.output_len());
+        assert!(
+            a.iter().any(|&v| v != a[0]),
+            "degenerate output for {shape:?}"
+        );
+        for agent in 0..swarm.len() {
+            let r = scalar.offsets()[agent]..scalar.offsets()[agent + 1];
+            assert_eq!(a[r.clone()], b[r], "agent {agent} differs on {shape:?}");
+        }
+        // Second frame through the same (reused) workspaces.
+        let input2 = synth::random_q_map(&mut rng, input.len());
+        let a2 = scalar.run_quantized(&input2).unwrap().to_vec();
+        assert_eq!(a2, simd.run_quantized(&input2).unwrap());
+    }
+}
+
+#[test]
+fn parallel_and_serial_simd_agree_and_f32_matches_dequantised_int8() {
+    let mut rng = Rng::new(11);
+    let shape = MapShape::new(64, 64, 16);
+    let calib = synth::random_map(&mut rng, shape, -1.0, 3.0);
+    let input_q = QuantParams::calibrate(&calib);
+    let specs = synth::agent_specs(16, 3);
+    let agents = (0..20)
+        .map(|_| synth::random_quant_net(&mut rng, &specs, input_q, &calib, shape).unwrap())
+        .collect();
+    let swarm = Swarm::new(agents).unwrap();
+    let input = synth::random_q_map(&mut rng, shape.len().unwrap());
+    let mut simd = CpuSwarm::new(&swarm, shape, CpuKernel::Simd).unwrap();
+    let mut out_par = vec![0.0f32; simd.output_len()];
+    simd.run(&input, &mut out_par).unwrap();
+    let q = simd.run_quantized(&input).unwrap().to_vec();
+    simd.set_parallel(false);
+    let mut out_ser = vec![0.0f32; simd.output_len()];
+    simd.run(&input, &mut out_ser).unwrap();
+    assert_eq!(out_par, out_ser);
+    for (a, net) in swarm.agents().iter().enumerate() {
+        let oq = net.output_q();
+        for i in simd.offsets()[a]..simd.offsets()[a + 1] {
+            assert_eq!(out_ser[i], oq.dequantize(q[i]));
+        }
+    }
+}
+
+#[test]
+fn wrong_input_and_output_lengths_are_errors() {
+    let mut rng = Rng::new(3);
+    let shape = MapShape::new(8, 8, 4);
+    let (swarm, input) = random_swarm(&mut rng, 3, 4, shape);
+    let mut cpu = CpuSwarm::new(&swarm, shape, CpuKernel::Simd).unwrap();
+    let mut out = vec![0.0; cpu.output_len()];
+    assert!(cpu.run(&input[1..], &mut out).is_err());
+    assert!(cpu.run(&input, &mut out[1..]).is_err());
+    assert!(CpuSwarm::new(&swarm, MapShape::new(8, 8, 5), CpuKernel::Scalar).is_err());
+}
