@@ -76,9 +76,9 @@ def fold_sequential(model, calib_x):
             w, b = conv_of(m)
             layers.append(L(w, b, m.stride, m.groups, m.act))
             k += 1
-    if stem.neck is not None:
-        w, b = conv_of(stem.neck)
-        layers.append(L(w, b, 1, 1, stem.neck.act))
+    for m in (stem.neck if stem.neck is not None else []):
+        w, b = conv_of(m)
+        layers.append(L(w, b, m.stride, m.groups, m.act))
     # agents: split the grouped implementation into independent nets
     ag = model.agents
     h, N = ag.h, ag.n
@@ -186,7 +186,7 @@ def main():
     torch.set_num_threads(1)
     ck = torch.load(os.path.join(a.run, "model.pt"), weights_only=False)
     ta = ck["args"]
-    model = Student(ta["upto"], ta["stem_out"], ta["apk"], ta["hidden"], ta["depth"])
+    model = Student(ta["upto"], ta["stem_out"], ta["apk"], ta["hidden"], ta["depth"], ta.get("max_stride", 16))
     model.load_state_dict(ck["state"])
     model.eval()
     size = ta["size"]

@@ -94,8 +94,10 @@ def main():
         if k % 200 == 0:
             el = time.time() - t0
             print(f"[label] {k + 1}/{len(items)}  {el:.0f}s  eta {el / (k + 1) * (len(items) - k - 1):.0f}s", flush=True)
-    np.savez_compressed(args.out, paths=np.array(paths), boxes=np.array(boxes, np.float32), thunder=np.array(TK, np.float32),
+    tmp = args.out + ".tmp.npz"  # atomic: a concurrent reader never sees a half-written cache
+    np.savez_compressed(tmp, paths=np.array(paths), boxes=np.array(boxes, np.float32), thunder=np.array(TK, np.float32),
                         thunder_flip_dis=np.array(TD, np.float32), lightning=np.array(LK, np.float32), gt=np.array(GK, np.float32))
+    os.replace(tmp, args.out)
     print("wrote", args.out, len(paths), "people", f"{time.time() - t0:.0f}s")
 
 

@@ -43,9 +43,17 @@ class Conv(nn.Module):
 class Stem(nn.Module):
     """Thunder backbone up to `upto` (residual adds kept as graph edges) + trainable 1x1 neck to `cout` channels."""
 
-    def __init__(self, upto="block_9_add", cout=32, neck_act="relu6"):
+    def __init__(self, upto="block_9_add", neck="32", neck_act="relu6", max_stride=16):
         super().__init__()
         ops, self.norm = load_backbone(upto)
+        # optionally keep the output resolution finer: stride-2 convs beyond max_stride run at stride 1
+        cur = 1
+        for o in ops:
+            if o["op"] == "conv" and o["stride"] == 2:
+                if cur >= max_stride:
+                    o["stride"] = 1
+                else:
+                    cur *= 2
         self.ops = []
         self.convs = nn.ModuleList()
         for o in ops:
@@ -59,8 +67,16 @@ class Stem(nn.Module):
         self.cfeat = ops[-1]["w"].shape[0] if ops[-1]["op"] == "conv" else ops[ops[-1]["b"]]["w"].shape[0]
         self.stride = int(np.prod([o["stride"] for o in ops if o["op"] == "conv" and o["stride"] == 2])) if False else \
             2 ** sum(1 for o in ops if o["op"] == "conv" and o["stride"] == 2)
-        self.neck = Conv(self.cfeat, cout, 1, 1, 1, neck_act) if cout else None
-        self.cout = cout or self.cfeat
+        # trainable neck: "32" = one 1x1 conv; "96,dw,32" = 1x1 ->96, depthwise 3x3, 1x1 ->32 (all ReLU6)
+        layers, c = [], self.cfeat
+        for tok in str(neck).split(",") if neck else []:
+            if tok == "dw":
+                layers.append(Conv(c, c, 3, 1, c, neck_act))
+            else:
+                layers.append(Conv(c, int(tok), 1, 1, 1, neck_act))
+                c = int(tok)
+        self.neck = nn.Sequential(*layers) if layers else None
+        self.cout = c
 
     def backbone(self, x):
         outs = []
@@ -103,9 +119,9 @@ class Agents(nn.Module):
 
 
 class Student(nn.Module):
-    def __init__(self, upto="block_9_add", stem_out=32, agents_per_kp=3, hidden=8, depth=1):
+    def __init__(self, upto="block_9_add", stem_out="32", agents_per_kp=3, hidden=8, depth=1, max_stride=16):
         super().__init__()
-        self.stem = Stem(upto, stem_out)
+        self.stem = Stem(upto, stem_out, max_stride=max_stride)
         self.apk = agents_per_kp
         self.agents = Agents(self.stem.cout, 17 * agents_per_kp, hidden, depth)
         self.stride = self.stem.stride
@@ -135,6 +151,41 @@ def decode(y, stride, fuse="weighted"):
     cx = (idx % W).float() + 0.5 + o[..., 0]
     cy = (idx // W).float() + 0.5 + o[..., 1]
     pos = torch.stack([cx, cy], -1) * stride  # B,K,A,2
+    if fuse.endswith("centroid"):
+        # sub-cell position from the heatmap alone: sigmoid-weighted centroid of the 3x3 cells around the argmax
+        lg = y[:, :, :, 0].reshape(B, K, A, H * W)
+        r, cc = idx // W, idx % W
+        num = torch.zeros(B, K, A, 2)
+        den = torch.zeros(B, K, A)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                rr, c2 = (r + dy).clamp(0, H - 1), (cc + dx).clamp(0, W - 1)
+                valid = (((r + dy) == rr) & ((cc + dx) == c2)).float()
+                l = torch.gather(lg, 3, (rr * W + c2)[..., None])[..., 0]
+                wgt = torch.sigmoid(l) * valid
+                num += torch.stack([c2.float() + 0.5, rr.float() + 0.5], -1) * stride * wgt[..., None]
+                den += wgt
+        pos = num / den[..., None].clamp_min(1e-6)
+        fuse = fuse[: -len("centroid")].rstrip("_") or "weighted"
+    if fuse.endswith("local"):
+        # refine each agent's argmax with a confidence-weighted mean over its 3x3 neighbourhood
+        lg = y[:, :, :, 0]  # B,K,A,H,W
+        r, cc = idx // W, idx % W
+        num = torch.zeros(B, K, A, 2)
+        den = torch.zeros(B, K, A)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                rr, c2 = (r + dy).clamp(0, H - 1), (cc + dx).clamp(0, W - 1)
+                valid = ((r + dy) == rr) & ((cc + dx) == c2)
+                j = (rr * W + c2)
+                l = torch.gather(lg.reshape(B, K, A, H * W), 3, j[..., None])[..., 0]
+                oo = torch.gather(off, 4, j[:, :, :, None, None].expand(B, K, A, 2, 1))[..., 0]
+                wgt = torch.sigmoid(l) * valid.float()
+                px = torch.stack([c2.float() + 0.5 + oo[..., 0], rr.float() + 0.5 + oo[..., 1]], -1) * stride
+                num += px * wgt[..., None]
+                den += wgt
+        pos = num / den[..., None].clamp_min(1e-6)
+        fuse = fuse[: -len("local")].rstrip("_") or "weighted"
     if fuse == "best":
         j = conf.argmax(-1)
         p = torch.gather(pos, 2, j[:, :, None, None].expand(B, K, 1, 2))[:, :, 0]

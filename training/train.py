@@ -30,7 +30,8 @@ def parse():
     ap.add_argument("--size", type=int, default=128, help="crop side in px")
     ap.add_argument("--upto", default="block_9_add", help="last transferred Thunder tensor")
     ap.add_argument("--train-blocks", type=int, default=1, help="trailing residual blocks of the stem that are fine-tuned")
-    ap.add_argument("--stem-out", type=int, default=32)
+    ap.add_argument("--stem-out", default="32", help='trainable neck: "32" or e.g. "96,dw,32"')
+    ap.add_argument("--max-stride", type=int, default=16, help="output stride of the stem (8: later stride-2 convs run at 1)")
     ap.add_argument("--apk", type=int, default=3, help="agents per keypoint")
     ap.add_argument("--hidden", type=int, default=8)
     ap.add_argument("--depth", type=int, default=1)
@@ -151,28 +152,37 @@ def main():
     n = len(lab["paths"]) if not a.limit else min(a.limit, len(lab["paths"]))
     idx = np.arange(n)
 
-    model = Student(a.upto, a.stem_out, a.apk, a.hidden, a.depth)
+    model = Student(a.upto, a.stem_out, a.apk, a.hidden, a.depth, a.max_stride)
     stem = model.stem
     start = split_stem(stem, a.train_blocks)
     say(f"stem: {len(stem.ops)} ops, trainable from op {start}; stride {model.stride}")
 
-    # 2-3. augmented crops -> frozen stem features, cached
-    t0 = time.time()
-    crops, kps, pid = build_crops(lab, idx, a.size, a.n_aug, a.seed)
-    say(f"[data] {len(crops)} crops from {n} people in {time.time() - t0:.0f}s; "
-        f"positive kp {(kps[..., 2] > 0).mean():.2f} absent {(kps[..., 2] < 0).mean():.2f}")
-    t0 = time.time()
-    feats = []
-    with torch.no_grad():
-        for b in range(0, len(crops), 64):
-            x = normalise(torch.from_numpy(crops[b:b + 64]), stem.norm)
-            feats.append(stem_head(stem, x, start).half())
-            if b % 1280 == 0:
-                el = time.time() - t0
-                say(f"[features] {b}/{len(crops)} {el:.0f}s eta {el / (b + 64) * (len(crops) - b):.0f}s")
-    feats = torch.cat(feats)
-    del crops
-    say(f"[features] {tuple(feats.shape)} in {time.time() - t0:.0f}s")
+    # 2-3. augmented crops -> frozen stem features, cached on disk (keyed by everything they depend on)
+    key = f"{os.path.basename(a.labels)}_{os.path.getsize(a.labels)}_s{a.size}_{a.upto}_op{start}_ms{a.max_stride}_aug{a.n_aug}_seed{a.seed}_n{n}"
+    fpath = os.path.join(CACHE, "feats", key + ".pt")
+    if os.path.exists(fpath):
+        feats, kps, pid = torch.load(fpath)
+        say(f"[features] cached {fpath}")
+    else:
+        t0 = time.time()
+        crops, kps, pid = build_crops(lab, idx, a.size, a.n_aug, a.seed)
+        say(f"[data] {len(crops)} crops from {n} people in {time.time() - t0:.0f}s; "
+            f"positive kp {(kps[..., 2] > 0).mean():.2f} absent {(kps[..., 2] < 0).mean():.2f}")
+        t0 = time.time()
+        feats = []
+        with torch.no_grad():
+            for b in range(0, len(crops), 64):
+                x = normalise(torch.from_numpy(crops[b:b + 64]), stem.norm)
+                feats.append(stem_head(stem, x, start).half())
+                if b % 1280 == 0:
+                    el = time.time() - t0
+                    say(f"[features] {b}/{len(crops)} {el:.0f}s eta {el / (b + 64) * (len(crops) - b):.0f}s")
+        feats = torch.cat(feats)
+        del crops
+        say(f"[features] {tuple(feats.shape)} in {time.time() - t0:.0f}s")
+        os.makedirs(os.path.dirname(fpath), exist_ok=True)
+        torch.save((feats, kps, pid), fpath + ".tmp")
+        os.replace(fpath + ".tmp", fpath)
     kps_t = torch.from_numpy(kps)
     rng = np.random.default_rng(a.seed + 1)
     bag = torch.from_numpy((rng.random((len(lab["paths"]), 17, a.apk)) < a.bag).astype(np.float32))
