@@ -187,7 +187,8 @@ def main():
     ck = torch.load(os.path.join(a.run, "model.pt"), weights_only=False)
     ta = ck["args"]
     model = Student(ta["upto"], ta["stem_out"], ta["apk"], ta["hidden"], ta["depth"], ta.get("max_stride", 16))
-    model.load_state_dict(ck["state"])
+    st = {k.replace("stem.neck.conv.", "stem.neck.0.conv."): v for k, v in ck["state"].items()}  # pre-neck-spec runs
+    model.load_state_dict(st)
     model.eval()
     size = ta["size"]
     lab = dict(np.load(ta["labels"]))
