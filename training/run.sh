@@ -21,12 +21,12 @@ PY="$CACHE/venv/bin/python"
 RUN="$CACHE/runs/${SMOKE:+smoke}${SMOKE:-final}"
 START=$(date +%s)
 if [ -n "$SMOKE" ]; then
-  "$PY" "$HERE/train.py" --smoke --threads "$THREADS" --out "$RUN" --size 96 --max-stride 8 --stem-out 96,dw,32
+  "$PY" "$HERE/train.py" --smoke --threads "$THREADS" --out "$RUN"
   "$PY" "$HERE/export.py" --smoke --run "$RUN" --calib 16
 else
   "$PY" "$HERE/label.py"
-  "$PY" "$HERE/train.py" --threads "$THREADS" --out "$RUN" --size 96 --max-stride 8 --stem-out 96,dw,32 \
-        --lr-stem 1e-3 --n-aug 3 --epochs 8 --eval-every 2
+  "$PY" "$HERE/train.py" --threads "$THREADS" --out "$RUN" --size 128 --max-stride 16 --stem-out 32 \
+        --n-aug 4 --epochs 15 --eval-every 3
   "$PY" "$HERE/export.py" --run "$RUN"
 fi
 echo "[run.sh] total $(( ($(date +%s) - START) / 60 )) min; results: $RUN/results.json, bundle: $RUN/student.{npz,json}"
