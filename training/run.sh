@@ -18,7 +18,7 @@ if [ ! -x "$CACHE/venv/bin/python" ]; then
   "$CACHE/venv/bin/pip" install -q -r "$HERE/requirements.txt"
 fi
 PY="$CACHE/venv/bin/python"
-RUN="$CACHE/runs/${SMOKE:+smoke}${SMOKE:-final}"
+RUN="$CACHE/runs/$([ -n "$SMOKE" ] && echo smoke || echo final)"
 START=$(date +%s)
 if [ -n "$SMOKE" ]; then
   "$PY" "$HERE/train.py" --smoke --threads "$THREADS" --out "$RUN"
