@@ -161,7 +161,7 @@ def main():
     key = f"{os.path.basename(a.labels)}_{os.path.getsize(a.labels)}_s{a.size}_{a.upto}_op{start}_ms{a.max_stride}_aug{a.n_aug}_seed{a.seed}_n{n}"
     fpath = os.path.join(CACHE, "feats", key + ".pt")
     if os.path.exists(fpath):
-        feats, kps, pid = torch.load(fpath)
+        feats, kps, pid = torch.load(fpath, weights_only=False)
         say(f"[features] cached {fpath}")
     else:
         t0 = time.time()
