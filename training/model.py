@@ -1,0 +1,197 @@
+"""Student: shared stem ("retina", transferred from MoveNet Thunder) + a swarm of tiny per-keypoint agents.
+
+Everything is Conv2d (k 1/3, stride 1/2, groups 1 or depthwise, TF-'same' zero padding, bias) with
+ReLU / ReLU6 / none. The transferred MobileNetV2 blocks have residual adds in training; export.py
+folds each add into plain sequential convs (identity pass-through channels), exactly in float.
+"""
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from thunder_graph import load_backbone
+
+ACTS = {"none": lambda x: x, "relu": F.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid}
+
+
+def same_pad(x, k, s):
+    """TensorFlow 'SAME' zero padding (extra pixel at bottom/right)."""
+    if k == 1:
+        return x
+    h, w = x.shape[-2:]
+    ph = max((math.ceil(h / s) - 1) * s + k - h, 0)
+    pw = max((math.ceil(w / s) - 1) * s + k - w, 0)
+    return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+
+
+class Conv(nn.Module):
+    def __init__(self, cin, cout, k=1, stride=1, groups=1, act="none", w=None, b=None):
+        super().__init__()
+        self.k, self.stride, self.groups, self.act = k, stride, groups, act
+        self.conv = nn.Conv2d(cin, cout, k, stride, 0, groups=groups, bias=True)
+        if w is not None:
+            with torch.no_grad():
+                self.conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
+                self.conv.bias.copy_(torch.from_numpy(b))
+
+    def forward(self, x):
+        return ACTS[self.act](self.conv(same_pad(x, self.k, self.stride)))
+
+
+class Stem(nn.Module):
+    """Thunder backbone up to `upto` (residual adds kept as graph edges) + trainable 1x1 neck to `cout` channels."""
+
+    def __init__(self, upto="block_9_add", neck="32", neck_act="relu6", max_stride=16):
+        super().__init__()
+        ops, self.norm = load_backbone(upto)
+        # optionally keep the output resolution finer: stride-2 convs beyond max_stride run at stride 1
+        cur = 1
+        for o in ops:
+            if o["op"] == "conv" and o["stride"] == 2:
+                if cur >= max_stride:
+                    o["stride"] = 1
+                else:
+                    cur *= 2
+        self.ops = []
+        self.convs = nn.ModuleList()
+        for o in ops:
+            if o["op"] == "conv":
+                w = o["w"]
+                m = Conv(w.shape[1] * o["groups"], w.shape[0], w.shape[2], o["stride"], o["groups"], o["act"], w, o["b"])
+                self.ops.append(("conv", len(self.convs), o["src"]))
+                self.convs.append(m)
+            else:
+                self.ops.append(("add", o["a"], o["b"]))
+        self.cfeat = ops[-1]["w"].shape[0] if ops[-1]["op"] == "conv" else ops[ops[-1]["b"]]["w"].shape[0]
+        self.stride = int(np.prod([o["stride"] for o in ops if o["op"] == "conv" and o["stride"] == 2])) if False else \
+            2 ** sum(1 for o in ops if o["op"] == "conv" and o["stride"] == 2)
+        # trainable neck: "32" = one 1x1 conv; "96,dw,32" = 1x1 ->96, depthwise 3x3, 1x1 ->32 (all ReLU6)
+        layers, c = [], self.cfeat
+        for tok in str(neck).split(",") if neck else []:
+            if tok == "dw":
+                layers.append(Conv(c, c, 3, 1, c, neck_act))
+            else:
+                layers.append(Conv(c, int(tok), 1, 1, 1, neck_act))
+                c = int(tok)
+        self.neck = nn.Sequential(*layers) if layers else None
+        self.cout = c
+
+    def backbone(self, x):
+        outs = []
+        for op in self.ops:
+            if op[0] == "conv":
+                src = x if op[2] == -1 else outs[op[2]]
+                outs.append(self.convs[op[1]](src))
+            else:
+                outs.append(outs[op[1]] + outs[op[2]])
+        return outs[-1]
+
+    def forward(self, x):
+        f = self.backbone(x)
+        return self.neck(f) if self.neck is not None else f
+
+
+class Agents(nn.Module):
+    """N independent tiny agents, each reading the stem features: 1x1 C->h (ReLU6), dw3x3 h (ReLU6)
+    x `depth`, 1x1 h->3 (heatmap logit, dx, dy). Implemented with grouped convs (= N separate nets)."""
+
+    def __init__(self, cin, n_agents, hidden=8, depth=1):
+        super().__init__()
+        self.n, self.h, self.depth = n_agents, hidden, depth
+        self.inp = Conv(cin, n_agents * hidden, 1, act="relu6")
+        self.dws = nn.ModuleList([Conv(n_agents * hidden, n_agents * hidden, 3, 1, n_agents * hidden, "relu6")
+                                  for _ in range(depth)])
+        self.out = Conv(n_agents * hidden, n_agents * 3, 1, groups=n_agents)
+
+    def params_per_agent(self, cin):
+        h = self.h
+        return cin * h + h + self.depth * (9 * h + h) + 3 * h + 3
+
+    def forward(self, f):
+        x = self.inp(f)
+        for d in self.dws:
+            x = d(x)
+        y = self.out(x)  # B, N*3, H, W
+        B, _, H, W = y.shape
+        return y.view(B, self.n, 3, H, W)
+
+
+class Student(nn.Module):
+    def __init__(self, upto="block_9_add", stem_out="32", agents_per_kp=3, hidden=8, depth=1, max_stride=16):
+        super().__init__()
+        self.stem = Stem(upto, stem_out, max_stride=max_stride)
+        self.apk = agents_per_kp
+        self.agents = Agents(self.stem.cout, 17 * agents_per_kp, hidden, depth)
+        self.stride = self.stem.stride
+
+    def forward(self, x):
+        """x: B,3,S,S normalised input. Returns B, 17, A, 3, H, W (agent a of keypoint k = index k*A+a)."""
+        y = self.agents(self.stem(x))
+        B, N, C, H, W = y.shape
+        return y.view(B, 17, self.apk, C, H, W)
+
+
+def normalise(img_uint8_bhwc, norm):
+    x = img_uint8_bhwc.permute(0, 3, 1, 2).float()
+    return x * norm[0] + norm[1]
+
+
+def decode(y, stride, fuse="weighted"):
+    """y: B,17,A,3,H,W -> (B,17,3) crop x, y, score. Each agent: argmax cell + sub-pixel offset
+    (offset in cells, added to the cell centre). Fusion over the A agents of a keypoint:
+    'weighted' = confidence-weighted mean of positions, 'best' = highest-confidence agent."""
+    B, K, A, _, H, W = y.shape
+    logit = y[:, :, :, 0].reshape(B, K, A, H * W)
+    conf, idx = logit.max(-1)  # B,K,A
+    conf = torch.sigmoid(conf)
+    off = y[:, :, :, 1:3].reshape(B, K, A, 2, H * W)
+    o = torch.gather(off, 4, idx[:, :, :, None, None].expand(B, K, A, 2, 1))[..., 0]
+    cx = (idx % W).float() + 0.5 + o[..., 0]
+    cy = (idx // W).float() + 0.5 + o[..., 1]
+    pos = torch.stack([cx, cy], -1) * stride  # B,K,A,2
+    if fuse.endswith("centroid"):
+        # sub-cell position from the heatmap alone: sigmoid-weighted centroid of the 3x3 cells around the argmax
+        lg = y[:, :, :, 0].reshape(B, K, A, H * W)
+        r, cc = idx // W, idx % W
+        num = torch.zeros(B, K, A, 2)
+        den = torch.zeros(B, K, A)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                rr, c2 = (r + dy).clamp(0, H - 1), (cc + dx).clamp(0, W - 1)
+                valid = (((r + dy) == rr) & ((cc + dx) == c2)).float()
+                l = torch.gather(lg, 3, (rr * W + c2)[..., None])[..., 0]
+                wgt = torch.sigmoid(l) * valid
+                num += torch.stack([c2.float() + 0.5, rr.float() + 0.5], -1) * stride * wgt[..., None]
+                den += wgt
+        pos = num / den[..., None].clamp_min(1e-6)
+        fuse = fuse[: -len("centroid")].rstrip("_") or "weighted"
+    if fuse.endswith("local"):
+        # refine each agent's argmax with a confidence-weighted mean over its 3x3 neighbourhood
+        lg = y[:, :, :, 0]  # B,K,A,H,W
+        r, cc = idx // W, idx % W
+        num = torch.zeros(B, K, A, 2)
+        den = torch.zeros(B, K, A)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                rr, c2 = (r + dy).clamp(0, H - 1), (cc + dx).clamp(0, W - 1)
+                valid = ((r + dy) == rr) & ((cc + dx) == c2)
+                j = (rr * W + c2)
+                l = torch.gather(lg.reshape(B, K, A, H * W), 3, j[..., None])[..., 0]
+                oo = torch.gather(off, 4, j[:, :, :, None, None].expand(B, K, A, 2, 1))[..., 0]
+                wgt = torch.sigmoid(l) * valid.float()
+                px = torch.stack([c2.float() + 0.5 + oo[..., 0], rr.float() + 0.5 + oo[..., 1]], -1) * stride
+                num += px * wgt[..., None]
+                den += wgt
+        pos = num / den[..., None].clamp_min(1e-6)
+        fuse = fuse[: -len("local")].rstrip("_") or "weighted"
+    if fuse == "best":
+        j = conf.argmax(-1)
+        p = torch.gather(pos, 2, j[:, :, None, None].expand(B, K, 1, 2))[:, :, 0]
+        c = conf.max(-1).values
+    else:
+        wgt = conf / conf.sum(-1, keepdim=True).clamp_min(1e-6)
+        p = (pos * wgt[..., None]).sum(2)
+        c = conf.mean(-1)
+    return torch.cat([p, c[..., None]], -1)

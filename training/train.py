@@ -1,0 +1,248 @@
+"""Distil MoveNet Thunder into stem + per-keypoint agents; evaluate on held-out coco_mini with GT boxes.
+
+Pipeline (all seeded):
+  1. teacher labels (label.py cache)          2. augmented square crops, keypoints follow transforms
+  3. frozen part of the transferred stem run once per crop -> cached features (fp16)
+  4. train the stem's tail + neck + agents on the cache (heatmap BCE + sub-pixel offset L1)
+  5. pycocotools keypoint AP (GT boxes) of the fused agents, float; then export + int8 simulation (export.py)
+
+    python training/train.py --out /work/cache/train/runs/final          # full run
+    python training/train.py --smoke --out /work/cache/train/runs/smoke  # CI smoke: tiny subset, minutes
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common import CACHE, coco_kp_ap, predict_split
+from data import build_crops
+from model import Student, decode, normalise
+
+
+def parse():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(CACHE, "runs", "final"))
+    ap.add_argument("--labels", default=os.path.join(CACHE, "labels", "labels.npz"))
+    ap.add_argument("--size", type=int, default=128, help="crop side in px")
+    ap.add_argument("--upto", default="block_9_add", help="last transferred Thunder tensor")
+    ap.add_argument("--train-blocks", type=int, default=1, help="trailing residual blocks of the stem that are fine-tuned")
+    ap.add_argument("--stem-out", default="32", help='trainable neck: "32" or e.g. "96,dw,32"')
+    ap.add_argument("--max-stride", type=int, default=16, help="output stride of the stem (8: later stride-2 convs run at 1)")
+    ap.add_argument("--apk", type=int, default=3, help="agents per keypoint")
+    ap.add_argument("--hidden", type=int, default=8)
+    ap.add_argument("--depth", type=int, default=1)
+    ap.add_argument("--n-aug", type=int, default=4, help="crops per person (first unaugmented)")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--bs", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--lr-stem", type=float, default=3e-4)
+    ap.add_argument("--sigma", type=float, default=0.8, help="target Gaussian sigma in cells")
+    ap.add_argument("--bag", type=float, default=0.8, help="fraction of persons each agent trains on")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=None, help="use only the first N labelled people")
+    ap.add_argument("--eval-every", type=int, default=5)
+    ap.add_argument("--smoke", action="store_true")
+    a = ap.parse_args()
+    if a.smoke:
+        a.limit, a.n_aug, a.epochs, a.eval_every = 60, 2, 2, 1
+        a.labels = os.path.join(CACHE, "labels", "labels_smoke.npz")
+    return a
+
+
+def split_stem(stem, train_blocks):
+    """Index of the first stem op that is trained: the start of the last `train_blocks` residual blocks."""
+    adds = [k for k, op in enumerate(stem.ops) if op[0] == "add"]
+    if train_blocks <= 0:
+        return len(stem.ops)
+    # a residual block ends at its add and starts right after the previous block's output
+    end_prev = adds[-train_blocks - 1] if len(adds) > train_blocks else None
+    start = adds[-train_blocks] - 3 if end_prev is None else end_prev + 1
+    return start
+
+
+def stem_head(stem, x, start):
+    outs = []
+    for op in stem.ops[:start]:
+        if op[0] == "conv":
+            outs.append(stem.convs[op[1]](x if op[2] == -1 else outs[op[2]]))
+        else:
+            outs.append(outs[op[1]] + outs[op[2]])
+    return outs[start - 1]
+
+
+def stem_tail(stem, h, start):
+    outs = {start - 1: h}
+    for k in range(start, len(stem.ops)):
+        op = stem.ops[k]
+        if op[0] == "conv":
+            outs[k] = stem.convs[op[1]](outs[op[2]])
+        else:
+            outs[k] = outs[op[1]] + outs[op[2]]
+    f = outs[len(stem.ops) - 1]
+    return stem.neck(f) if stem.neck is not None else f
+
+
+def targets(kps, G, stride, sigma):
+    """kps (B,17,3) crop px + weight -> heat target (B,17,G,G), offset target (B,17,2,G,G), offset mask."""
+    c = (torch.arange(G).float() + 0.5)
+    kx, ky = kps[..., 0] / stride, kps[..., 1] / stride
+    dx = kx[..., None, None] - c[None, None, None, :]  # B,17,1,G
+    dy = ky[..., None, None] - c[None, None, :, None]  # B,17,G,1
+    d2 = dx ** 2 + dy ** 2
+    pos = (kps[..., 2] > 0).float()[..., None, None]
+    heat = torch.exp(-d2 / (2 * sigma ** 2)) * pos
+    off = torch.stack([dx.expand_as(d2), dy.expand_as(d2)], 2)
+    omask = (d2 <= 1.5 ** 2).float() * pos
+    return heat, off, omask
+
+
+def loss_fn(y, kps, bagmask, stride, sigma):
+    B, K, A, _, G, _ = y.shape
+    heat, off, omask = targets(kps, G, stride, sigma)
+    kw = (kps[..., 2] != 0).float()[:, :, None] * bagmask  # B,17,A
+    bce = F.binary_cross_entropy_with_logits(y[:, :, :, 0], heat[:, :, None].expand(-1, -1, A, -1, -1), reduction="none")
+    lh = (bce.sum((-1, -2)) * kw).sum() / kw.sum().clamp_min(1)
+    l1 = F.smooth_l1_loss(y[:, :, :, 1:3], off[:, :, None].expand(-1, -1, A, -1, -1, -1), reduction="none", beta=0.1)
+    m = omask[:, :, None, None] * bagmask[..., None, None, None]
+    lo = (l1 * m).sum() / m.sum().clamp_min(1)
+    return lh, lo
+
+
+def evaluate(model, size, split="coco_mini", fuse="weighted", limit=None, forward=None):
+    model.eval()
+    norm = model.stem.norm
+
+    def pred(crop):
+        with torch.no_grad():
+            x = normalise(torch.from_numpy(crop)[None], norm)
+            y = model(x) if forward is None else forward(x)
+            return decode(y, model.stride, fuse)[0].numpy()
+
+    res, spc = predict_split(split, pred, size, limit=limit)
+    return coco_kp_ap(split, res), spc
+
+
+def main():
+    a = parse()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    np.random.seed(a.seed)
+    os.makedirs(a.out, exist_ok=True)
+    t_start = time.time()
+    log = open(os.path.join(a.out, "log.txt"), "a")
+
+    def say(*s):
+        line = " ".join(str(x) for x in s)
+        print(line, flush=True)
+        log.write(line + "\n"); log.flush()
+
+    say("args", json.dumps(vars(a)))
+    if not os.path.exists(a.labels):
+        import subprocess, sys
+        cmd = [sys.executable, os.path.join(os.path.dirname(__file__), "label.py"), "--out", a.labels]
+        if a.limit:
+            cmd += ["--limit", str(a.limit)]
+        subprocess.check_call(cmd)
+    lab = dict(np.load(a.labels))
+    n = len(lab["paths"]) if not a.limit else min(a.limit, len(lab["paths"]))
+    idx = np.arange(n)
+
+    model = Student(a.upto, a.stem_out, a.apk, a.hidden, a.depth, a.max_stride)
+    stem = model.stem
+    start = split_stem(stem, a.train_blocks)
+    say(f"stem: {len(stem.ops)} ops, trainable from op {start}; stride {model.stride}")
+
+    # 2-3. augmented crops -> frozen stem features, cached on disk (keyed by everything they depend on)
+    key = f"{os.path.basename(a.labels)}_{os.path.getsize(a.labels)}_s{a.size}_{a.upto}_op{start}_ms{a.max_stride}_aug{a.n_aug}_seed{a.seed}_n{n}"
+    fpath = os.path.join(CACHE, "feats", key + ".pt")
+    if os.path.exists(fpath):
+        feats, kps, pid = torch.load(fpath, weights_only=False)
+        say(f"[features] cached {fpath}")
+    else:
+        t0 = time.time()
+        crops, kps, pid = build_crops(lab, idx, a.size, a.n_aug, a.seed)
+        say(f"[data] {len(crops)} crops from {n} people in {time.time() - t0:.0f}s; "
+            f"positive kp {(kps[..., 2] > 0).mean():.2f} absent {(kps[..., 2] < 0).mean():.2f}")
+        t0 = time.time()
+        feats = []
+        with torch.no_grad():
+            for b in range(0, len(crops), 64):
+                x = normalise(torch.from_numpy(crops[b:b + 64]), stem.norm)
+                feats.append(stem_head(stem, x, start).half())
+                if b % 1280 == 0:
+                    el = time.time() - t0
+                    say(f"[features] {b}/{len(crops)} {el:.0f}s eta {el / (b + 64) * (len(crops) - b):.0f}s")
+        feats = torch.cat(feats)
+        del crops
+        say(f"[features] {tuple(feats.shape)} in {time.time() - t0:.0f}s")
+        os.makedirs(os.path.dirname(fpath), exist_ok=True)
+        torch.save((feats, kps, pid), fpath + ".tmp")
+        os.replace(fpath + ".tmp", fpath)
+    kps_t = torch.from_numpy(kps)
+    rng = np.random.default_rng(a.seed + 1)
+    bag = torch.from_numpy((rng.random((len(lab["paths"]), 17, a.apk)) < a.bag).astype(np.float32))
+    bag[:, :, 0] = 1.0  # agent 0 of each keypoint sees every person
+    bag_t = bag[torch.from_numpy(pid)]
+
+    # 4. train tail + neck + agents
+    for p in stem.parameters():
+        p.requires_grad_(False)
+    tail = [stem.convs[op[1]] for op in stem.ops[start:] if op[0] == "conv"]
+    tail_params = [p for m in tail for p in m.parameters()]
+    for p in tail_params:
+        p.requires_grad_(True)
+    new_params = list(stem.neck.parameters()) + list(model.agents.parameters())
+    for p in new_params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW([{"params": new_params, "lr": a.lr, "weight_decay": 1e-4},
+                             {"params": tail_params, "lr": a.lr_stem, "weight_decay": 1e-5}])
+    steps = a.epochs * ((len(feats) + a.bs - 1) // a.bs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [a.lr, a.lr_stem], total_steps=steps, pct_start=0.05)
+    g = torch.Generator().manual_seed(a.seed)
+    t0, step, hist = time.time(), 0, []
+    for ep in range(a.epochs):
+        model.train()
+        perm = torch.randperm(len(feats), generator=g)
+        s_lh = s_lo = 0.0
+        for b in range(0, len(perm), a.bs):
+            j = perm[b:b + a.bs]
+            f = stem_tail(stem, feats[j].float(), start)
+            y = model.agents(f)
+            y = y.view(y.shape[0], 17, a.apk, 3, y.shape[-2], y.shape[-1])
+            lh, lo = loss_fn(y, kps_t[j], bag_t[j], model.stride, a.sigma)
+            loss = lh + 2.0 * lo
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            s_lh += lh.item() * len(j); s_lo += lo.item() * len(j)
+        el = time.time() - t0
+        msg = (f"[train] epoch {ep + 1}/{a.epochs} heat {s_lh / len(perm):.4f} off {s_lo / len(perm):.4f} "
+               f"{el / 60:.1f} min, eta {el / (ep + 1) * (a.epochs - ep - 1) / 60:.1f} min")
+        if (ep + 1) % a.eval_every == 0 or ep + 1 == a.epochs:
+            m, _ = evaluate(model, a.size, limit=20 if a.smoke else None)
+            msg += f" | held-out coco_mini AP {m['AP']:.4f}"
+            hist.append({"epoch": ep + 1, **m})
+        say(msg)
+    train_min = (time.time() - t_start) / 60
+    torch.save({"args": vars(a), "state": model.state_dict()}, os.path.join(a.out, "model.pt"))
+
+    # 5. final float evaluation, both fusions, both held-out splits
+    res = {"train_minutes_total": round(train_min, 2), "history": hist}
+    for split in ["coco_mini", "mmpose_coco"]:
+        for fuse in ["weighted", "best"]:
+            m, spc = evaluate(model, a.size, split, fuse, limit=20 if a.smoke else None)
+            res[f"{split}_{fuse}_float"] = m
+            say(f"[eval] {split} fuse={fuse} float AP {m['AP']:.4f} AP50 {m['AP50']:.4f} ({spc * 1000:.1f} ms/crop torch)")
+    json.dump(res, open(os.path.join(a.out, "results.json"), "w"), indent=1)
+    say(f"[done] {train_min:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
