@@ -1,7 +1,7 @@
 //! swarmpose: real-time multi-person pose estimation and tracking as a swarm of tiny int8
 //! agents, packaged as GStreamer elements.
 //!
-//! The engine modules (`pose`, `json`, `draw`, `overlay`) are plain Rust with no GStreamer
+//! The engine modules (`pose`, `json`, `draw`, `overlay`, `track`) are plain Rust with no GStreamer
 //! types; `meta` and the elements under `elements/` are the GStreamer glue.
 
 use gst::glib;
@@ -11,12 +11,16 @@ pub mod json;
 pub mod meta;
 pub mod overlay;
 pub mod pose;
+pub mod track;
 
 #[path = "../elements/swarmoverlay/mod.rs"]
 pub mod swarmoverlay;
+#[path = "../elements/swarmtrack/mod.rs"]
+pub mod swarmtrack;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     swarmoverlay::register(plugin)?;
+    swarmtrack::register(plugin)?;
     Ok(())
 }
 
