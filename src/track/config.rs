@@ -5,7 +5,7 @@
 pub struct Config {
     /// Frames a confirmed track is kept on prediction alone (occluded or undetected)
     /// before it is dropped; a detection matching it within that time gets its id back.
-    /// Default 30 (1 s at 30 fps).
+    /// Default 90 (3 s at 30 fps): long enough to bridge a person walking behind another.
     pub max_age: u32,
     /// Consecutive matched detections before a new track is confirmed and gets an id.
     /// Default 3; 1 confirms on the first detection.
@@ -23,7 +23,7 @@ pub struct Config {
     /// are being followed (ByteTrack's second pass); lower ones are ignored. Default 0.1.
     pub low_score_threshold: f32,
     /// Process noise: standard deviation of the per-frame position change, as a fraction
-    /// of the box height (velocity noise is an eighth of it). Default 0.05 (ByteTrack's
+    /// of the box height (velocity noise is 1/32 of it). Default 0.05 (ByteTrack's
     /// 1/20). Higher follows abrupt motion faster, lower smooths more.
     pub process_noise: f32,
     /// Measurement noise: standard deviation of detected box coordinates as a fraction of
@@ -35,7 +35,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            max_age: 30,
+            max_age: 90,
             min_hits: 3,
             iou_weight: 0.5,
             match_threshold: 0.3,

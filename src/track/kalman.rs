@@ -10,8 +10,16 @@
 
 use crate::pose::BBox;
 
-/// Ratio of velocity to position process noise, ByteTrack's 1/160 over 1/20.
-const VELOCITY_NOISE_RATIO: f32 = 1.0 / 8.0;
+/// Ratio of velocity to position process noise. ByteTrack uses 1/8 (1/160 over 1/20);
+/// that lets the velocity wander by h/160 per frame, as much as a person's walking speed
+/// in a few frames, and tracks extrapolated through an occlusion drift off. A pedestrian
+/// accelerates by about h/1500 per frame² at 30 fps; h/640 still allows turns and camera
+/// motion, and keeps velocities steady enough to bridge occlusions of seconds.
+const VELOCITY_NOISE_RATIO: f32 = 1.0 / 32.0;
+/// Initial velocity std as a fraction of the height: ByteTrack's 10/160, i.e. anything
+/// from standing still to running. Independent of the process noise, so a smooth filter
+/// can still learn how fast a new track moves.
+pub const INITIAL_VELOCITY_STD: f32 = 1.0 / 16.0;
 /// Aspect-ratio noise stays absolute as in ByteTrack: (process pos, process vel, measure).
 const ASPECT_NOISE: (f32, f32, f32) = (1e-2, 1e-5, 1e-1);
 /// Smallest height used for noise scaling and output, so degenerate boxes stay finite.
@@ -93,7 +101,7 @@ impl BoxFilter {
     pub fn new(bbox: &BBox, noise: Noise) -> Self {
         let (cx, cy, a, h) = measure(bbox);
         let sp = 2.0 * noise.process * h;
-        let sv = 10.0 * noise.process * VELOCITY_NOISE_RATIO * h;
+        let sv = INITIAL_VELOCITY_STD * h;
         BoxFilter {
             cx: Axis::new(cx, 0.0, sp, sv),
             cy: Axis::new(cy, 0.0, sp, sv),
@@ -190,8 +198,12 @@ impl PointFilter {
     }
 }
 
-/// Noise std of keypoints relative to the box filter's, per frame. Limbs accelerate much
-/// more than the body, so their velocity noise is larger; detectors place keypoints more
-/// precisely than box edges, so their measurement noise is smaller.
-pub const KEYPOINT_VELOCITY_NOISE_RATIO: f32 = 0.5;
+/// Keypoint process noise std relative to the box's position process noise, per frame.
+/// Box position noise also absorbs box-edge jitter (a box follows the limbs' extent),
+/// which a keypoint does not have; and a walking limb's swing accelerates by about
+/// h/700 per frame², well within the velocity noise (h/400 by default). Lower values
+/// smooth more but lag behind fast gestures.
+pub const KEYPOINT_POSITION_NOISE_RATIO: f32 = 0.2;
+pub const KEYPOINT_VELOCITY_NOISE_RATIO: f32 = 0.05;
+/// Detectors place keypoints more precisely than box edges.
 pub const KEYPOINT_MEASUREMENT_RATIO: f32 = 0.5;

@@ -10,7 +10,8 @@
 use super::assign::Assignment;
 use super::config::Config;
 use super::kalman::{
-    BoxFilter, KEYPOINT_MEASUREMENT_RATIO, KEYPOINT_VELOCITY_NOISE_RATIO, Noise, PointFilter,
+    BoxFilter, INITIAL_VELOCITY_STD, KEYPOINT_MEASUREMENT_RATIO, KEYPOINT_POSITION_NOISE_RATIO,
+    KEYPOINT_VELOCITY_NOISE_RATIO, Noise, PointFilter,
 };
 use super::similarity::similarity;
 use crate::pose::{BBox, Keypoint, NUM_KEYPOINTS, Person, Visibility};
@@ -85,7 +86,7 @@ impl Track {
         self.bbox.predict(noise);
         let h = self.bbox.height();
         let (sp, sv) = (
-            noise.process * h,
+            noise.process * h * KEYPOINT_POSITION_NOISE_RATIO,
             noise.process * h * KEYPOINT_VELOCITY_NOISE_RATIO,
         );
         let damp = self.since_update > 1;
@@ -134,8 +135,7 @@ impl Track {
             if p.initialized {
                 p.update(k.x, k.y, std_z);
             } else {
-                let sv = noise.process * h * KEYPOINT_VELOCITY_NOISE_RATIO * 10.0;
-                p.init(k.x, k.y, body, std_z, sv);
+                p.init(k.x, k.y, body, std_z, INITIAL_VELOCITY_STD * h);
             }
         }
     }
