@@ -15,13 +15,13 @@ use crate::pose::BBox;
 /// in a few frames, and tracks extrapolated through an occlusion drift off. A pedestrian
 /// accelerates by about h/1500 per frame² at 30 fps; h/640 still allows turns and camera
 /// motion, and keeps velocities steady enough to bridge occlusions of seconds.
-const VELOCITY_NOISE_RATIO: f32 = 1.0 / 32.0;
+pub const VELOCITY_NOISE_RATIO: f32 = 1.0 / 32.0;
 /// Initial velocity std as a fraction of the height: ByteTrack's 10/160, i.e. anything
 /// from standing still to running. Independent of the process noise, so a smooth filter
 /// can still learn how fast a new track moves.
 pub const INITIAL_VELOCITY_STD: f32 = 1.0 / 16.0;
 /// Aspect-ratio noise stays absolute as in ByteTrack: (process pos, process vel, measure).
-const ASPECT_NOISE: (f32, f32, f32) = (1e-2, 1e-5, 1e-1);
+pub const ASPECT_NOISE: (f32, f32, f32) = (1e-2, 1e-5, 1e-1);
 /// Smallest height used for noise scaling and output, so degenerate boxes stay finite.
 const MIN_SIZE: f32 = 1e-3;
 
