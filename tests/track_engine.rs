@@ -36,7 +36,7 @@ fn box_filter_predicts_constant_velocity_motion() {
         f.predict(NOISE);
     }
     let (p, truth) = (f.bbox(), at(50.0));
-    assert!(p.iou(&truth) > 0.95, "predicted {p:?}, truth {truth:?}");
+    assert!(p.iou(&truth) > 0.9, "predicted {p:?}, truth {truth:?}");
     assert!((p.x - truth.x).abs() < 2.0 && (p.y - truth.y).abs() < 2.0);
 }
 
