@@ -1,8 +1,9 @@
 //! swarmpose: real-time multi-person pose estimation and tracking as a swarm of tiny int8
 //! agents, packaged as GStreamer elements.
 //!
-//! The engine modules (`pose`, `json`, `draw`, `overlay`) are plain Rust with no GStreamer
-//! types; `meta` and the elements under `elements/` are the GStreamer glue.
+//! The engine modules (`pose`, `json`, `draw`, `overlay`, `consensus`, `track`, `engine`) are
+//! plain Rust with no GStreamer types; `meta` and the elements under `elements/` are the
+//! GStreamer glue.
 
 use gst::glib;
 
@@ -13,6 +14,7 @@ pub mod json;
 pub mod meta;
 pub mod overlay;
 pub mod pose;
+pub mod track;
 
 #[path = "../elements/swarmconsensus/mod.rs"]
 pub mod swarmconsensus;
@@ -20,11 +22,14 @@ pub mod swarmconsensus;
 pub mod swarmjson;
 #[path = "../elements/swarmoverlay/mod.rs"]
 pub mod swarmoverlay;
+#[path = "../elements/swarmtrack/mod.rs"]
+pub mod swarmtrack;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     swarmoverlay::register(plugin)?;
     swarmjson::register(plugin)?;
     swarmconsensus::register(plugin)?;
+    swarmtrack::register(plugin)?;
     Ok(())
 }
 
