@@ -1,4 +1,6 @@
 //! Unit tests of the tracking engine: Kalman filters, assignment, similarity, tracker.
+// Dense 8x8 reference matrix maths reads clearest with explicit indices.
+#![allow(clippy::needless_range_loop)]
 
 use gstswarmpose::pose::{BBox, Keypoint, NUM_KEYPOINTS, Person, Visibility};
 use gstswarmpose::track::assign::Assignment;

@@ -15,6 +15,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
+#[derive(Default)]
 struct State {
     tracker: Tracker,
     /// Frame size from the caps, for the metas of buffers without one.
@@ -22,17 +23,6 @@ struct State {
     height: u32,
     /// Frame counter of the last buffer, to number frames without meta.
     last_frame: Option<u64>,
-}
-
-impl Default for State {
-    fn default() -> Self {
-        State {
-            tracker: Tracker::default(),
-            width: 0,
-            height: 0,
-            last_frame: None,
-        }
-    }
 }
 
 #[derive(Default)]

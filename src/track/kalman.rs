@@ -63,7 +63,7 @@ impl Axis {
     /// Corrects with a measurement `z` of the position of standard deviation `std_z`.
     pub fn update(&mut self, z: f32, std_z: f32) {
         let s = self.pp + std_z * std_z;
-        if !(s > 0.0) || !z.is_finite() {
+        if s.is_nan() || s <= 0.0 || !z.is_finite() {
             return;
         }
         let (kp, kv) = (self.pp / s, self.pv / s);

@@ -18,7 +18,7 @@ pub fn oks(
     expected: &[Option<(f32, f32)>; NUM_KEYPOINTS],
     area: f32,
 ) -> Option<f32> {
-    if !(area > 0.0) {
+    if area.is_nan() || area <= 0.0 {
         return None;
     }
     let mut sum = 0.0f32;
@@ -48,7 +48,7 @@ pub fn similarity(
     iou_weight: f32,
 ) -> f32 {
     let iou = track_box.iou(det_box);
-    if !(iou > 0.0) {
+    if iou.is_nan() || iou <= 0.0 {
         return 0.0;
     }
     match oks(det_keypoints, track_keypoints, track_box.w * track_box.h) {

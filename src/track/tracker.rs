@@ -385,7 +385,7 @@ impl Tracker {
 fn sanitize(p: &Person) -> Option<Person> {
     let b = &p.bbox;
     let finite = [b.x, b.y, b.w, b.h, p.score].iter().all(|v| v.is_finite());
-    if !finite || !(b.w > 0.0) || !(b.h > 0.0) {
+    if !finite || b.w <= 0.0 || b.h <= 0.0 {
         return None;
     }
     let mut p = *p;
