@@ -5,33 +5,19 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use gstswarmpose::draw::{Canvas, PixelFormat, Plane};
 use gstswarmpose::overlay::{OverlayStyle, draw_persons};
-use gstswarmpose::pose::{BBox, Keypoint, NUM_KEYPOINTS, Person, Visibility};
+use gstswarmpose::pose::{BBox, Person};
+
+// The tests' pose fixtures, so the bench draws the same figures the tests check.
+#[path = "../tests/util/mod.rs"]
+mod util;
 use std::hint::black_box;
+use util::standing_person;
 
 const W: u32 = 1280;
 const H: u32 = 720;
 
 /// 25 standing people of about 220 px in a 10 x 3 grid, each with its own track id.
 fn crowd() -> Vec<Person> {
-    const SHAPE: [(f32, f32); NUM_KEYPOINTS] = [
-        (0.50, 0.08),
-        (0.54, 0.06),
-        (0.46, 0.06),
-        (0.58, 0.08),
-        (0.42, 0.08),
-        (0.65, 0.22),
-        (0.35, 0.22),
-        (0.72, 0.38),
-        (0.28, 0.38),
-        (0.75, 0.52),
-        (0.25, 0.52),
-        (0.60, 0.55),
-        (0.40, 0.55),
-        (0.62, 0.75),
-        (0.38, 0.75),
-        (0.63, 0.95),
-        (0.37, 0.95),
-    ];
     (0..25u64)
         .map(|i| {
             let bbox = BBox::new(
@@ -40,18 +26,7 @@ fn crowd() -> Vec<Person> {
                 100.0,
                 220.0,
             );
-            Person {
-                track_id: Some(i),
-                bbox,
-                score: 0.9,
-                keypoints: SHAPE.map(|(u, v)| Keypoint {
-                    x: bbox.x + u * bbox.w,
-                    y: bbox.y + v * bbox.h,
-                    score: 0.9,
-                    visibility: Visibility::Visible,
-                }),
-                predicted: false,
-            }
+            standing_person(bbox, Some(i))
         })
         .collect()
 }

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod json;
 pub mod meta;
 pub mod overlay;
+mod pads;
 pub mod pose;
 pub mod track;
 

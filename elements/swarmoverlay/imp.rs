@@ -178,22 +178,7 @@ impl ElementImpl for SwarmOverlay {
             let caps = gst_video::VideoCapsBuilder::new()
                 .format_list(FORMATS)
                 .build();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-            ]
+            crate::pads::filter_pad_templates(&caps)
         });
         PAD_TEMPLATES.as_ref()
     }

@@ -210,17 +210,7 @@ impl ElementImpl for SwarmTrack {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             // Pixels are never touched, so any raw video in any memory will do.
             let caps = gst::Caps::builder("video/x-raw").any_features().build();
-            [gst::PadDirection::Src, gst::PadDirection::Sink]
-                .into_iter()
-                .map(|dir| {
-                    let name = if dir == gst::PadDirection::Src {
-                        "src"
-                    } else {
-                        "sink"
-                    };
-                    gst::PadTemplate::new(name, dir, gst::PadPresence::Always, &caps).unwrap()
-                })
-                .collect()
+            crate::pads::filter_pad_templates(&caps)
         });
         PAD_TEMPLATES.as_ref()
     }
