@@ -5,7 +5,7 @@
 //! | offset          | size | content                                                     |
 //! |-----------------|------|-------------------------------------------------------------|
 //! | 0               | 8    | magic `b"SWPOSE\0\0"`                                       |
-//! | 8               | 4    | u32 format version, currently [`FORMAT_VERSION`] = 1        |
+//! | 8               | 4    | u32 format version, currently [`FORMAT_VERSION`] = 2        |
 //! | 12              | 4    | u32 `M`, manifest length in bytes                           |
 //! | 16              | M    | manifest, UTF-8 JSON (schema below)                         |
 //! | 16 + M          | 8    | u64 `B`, blob length in bytes                               |
@@ -34,10 +34,16 @@
 //!               "param_count": 363,
 //!               "layers": [LAYER, ...]}],
 //!   "total_agent_params": 363,
+//!   "detector": {"crop_margin": 0.25},
 //!   "provenance": {"command": "python train.py ...", "data": "coco2017 train",
 //!                  "seed": 1, "notes": "free-form"}
 //! }
 //! ```
+//! `detector` (optional) holds what a detector needs beyond the nets: `crop_margin`, the margin
+//! of the square keypoint crop around a person box (side = max(w, h) * (1 + margin)).
+//! Pixel convention of a stem: RGB, float `x = p / 127.5 - 1` for `p` in `0..=255`, then its
+//! `input_quant`.
+//!
 //! `stem` is `null` or
 //! `{"name", "input": {"h", "w", "c"}, "input_quant", "layers": [LAYER...], "param_count",
 //! "macs_per_frame"}` (stem parameters are counted apart from `total_agent_params`).
@@ -53,8 +59,8 @@
 //! quantisation is layer `l`'s `output_quant`. Biases are `round(b / (s_in * weight_scales[c]))`.
 //! The reader derives the fixed-point requantisation from these scales, which requires
 //! `s_in * weight_scales[c] / s_target < 0.5` (`s_target` is `pre_activation_quant.scale` for
-//! sigmoid, else `output_quant.scale`); `(in_c / groups) * k * k <= 512`; and
-//! `|bias| + fan_in * 255 * 127 < 2^24`.
+//! sigmoid, else `output_quant.scale`); `(in_c / groups) * k * k <= 2048`; and
+//! `|bias| + fan_in * 255 * 127 < 2^29`.
 //!
 //! Limits: an agent has at most [`MAX_AGENT_PARAMS`] parameters (weights + biases), a bundle at
 //! most [`MAX_AGENTS`] agents, the stem at most [`MAX_STEM_PARAMS`]. Declared `param_count`,
@@ -69,7 +75,8 @@ use std::fmt;
 use std::path::Path;
 
 pub const MAGIC: [u8; 8] = *b"SWPOSE\0\0";
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: TF "SAME" padding (see [`super::net`]), fan-in up to 2048, optional `detector`.
+pub const FORMAT_VERSION: u32 = 2;
 pub const MAX_AGENT_PARAMS: usize = 500;
 pub const MAX_AGENTS: usize = 100_000;
 pub const MAX_STEM_PARAMS: usize = 1_000_000;
@@ -267,6 +274,13 @@ pub struct Provenance {
     pub notes: String,
 }
 
+/// Detector geometry stored beside the nets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorManifest {
+    pub crop_margin: f32,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
@@ -274,6 +288,8 @@ pub struct Manifest {
     pub stem: Option<StemManifest>,
     pub agents: Vec<AgentManifest>,
     pub total_agent_params: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detector: Option<DetectorManifest>,
     pub provenance: Provenance,
 }
 
@@ -351,6 +367,7 @@ impl Bundle {
                     layers: net.layers.iter().map(layer_manifest).collect(),
                 })
                 .collect(),
+            detector: None,
             provenance,
         };
         let nets = stem
@@ -523,6 +540,14 @@ fn decode_container(bytes: &[u8]) -> Result<(&[u8], &[u8]), BundleError> {
 
 /// Shape, size-limit and declared-count checks (before touching the blob).
 fn validate_manifest(m: &Manifest) -> Result<(), BundleError> {
+    if let Some(d) = &m.detector
+        && !(0.0..=4.0).contains(&d.crop_margin)
+    {
+        return Err(BundleError::InvalidManifest(format!(
+            "detector crop_margin {} outside 0..=4",
+            d.crop_margin
+        )));
+    }
     if m.agents.len() > MAX_AGENTS {
         return Err(BundleError::TooManyAgents {
             count: m.agents.len(),

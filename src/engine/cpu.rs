@@ -6,7 +6,7 @@
 //!
 //! SIMD layout ("pair planes"): a map of `c` channels is stored as `ceil(c / 2)` planes of i32
 //! lanes, each lane packing the *centred* values `q - zero_point` of two channels as two i16
-//! (even channel in the low half). A plane has a one-pixel zero border (so "same" padding is
+//! (even channel in the low half). A plane has a one-pixel zero border (so "SAME" padding is
 //! just reading zeros) and a row stride rounded up to 8 lanes plus slack. Convolutions then run
 //! 8 output positions per vector with `pmaddwd` (`i16x16::dot`):
 //! * dense conv: one load of 8 positions x 2 input channels, dotted with the broadcast weight
@@ -75,6 +75,9 @@ struct SimdLayer {
     depthwise: bool,
     kernel: usize,
     conv_stride: usize,
+    /// TF "SAME" zero padding before the rows / columns (0 or 1).
+    pad_y: usize,
+    pad_x: usize,
     src: PlaneGeom,
     dst: PlaneGeom,
     /// Dense: `[co][tap][in_pair]` packed i16 weight pairs. Depthwise: `[c][tap]` with the
@@ -103,6 +106,7 @@ struct SimdLut {
 impl SimdLayer {
     fn new(layer: &QuantLayer, src: MapShape, dst: MapShape) -> Self {
         let spec = layer.spec;
+        let (pad_y, pad_x) = (spec.pad_before(src.h), spec.pad_before(src.w));
         let (src, dst) = (PlaneGeom::new(src), PlaneGeom::new(dst));
         let taps = spec.kernel * spec.kernel;
         let out_even = dst.pairs * 2;
@@ -141,6 +145,8 @@ impl SimdLayer {
             depthwise: spec.is_depthwise(),
             kernel: spec.kernel,
             conv_stride: spec.stride,
+            pad_y,
+            pad_x,
             src,
             dst,
             packed,
@@ -457,7 +463,8 @@ fn forward_scalar(plan: &AgentPlan, input: &[i8], worker: &mut Worker, out: &mut
 /// Direct int8 convolution on HWC maps, exactly the contract of `quant`.
 fn conv_scalar(layer: &QuantLayer, src: &[i8], s: MapShape, o: MapShape, dst: &mut [i8]) {
     let spec = &layer.spec;
-    let (k, stride, pad) = (spec.kernel, spec.stride, spec.pad());
+    let (k, stride) = (spec.kernel, spec.stride);
+    let (pad_y, pad_x) = (spec.pad_before(s.h), spec.pad_before(s.w));
     let ipg = spec.in_per_group();
     let opg = spec.out_c / spec.groups;
     let zp = layer.input_q.zero_point;
@@ -467,12 +474,12 @@ fn conv_scalar(layer: &QuantLayer, src: &[i8], s: MapShape, o: MapShape, dst: &m
                 let g = co / opg;
                 let mut acc = layer.bias[co];
                 for ky in 0..k {
-                    let iy = (oy * stride + ky).wrapping_sub(pad);
+                    let iy = (oy * stride + ky).wrapping_sub(pad_y);
                     if iy >= s.h {
                         continue;
                     }
                     for kx in 0..k {
-                        let ix = (ox * stride + kx).wrapping_sub(pad);
+                        let ix = (ox * stride + kx).wrapping_sub(pad_x);
                         if ix >= s.w {
                             continue;
                         }
@@ -598,7 +605,7 @@ fn conv_simd<const STRIDE: usize, const DEPTHWISE: bool>(
     dst: &mut [i32],
 ) {
     let (sg, dg) = (&layer.src, &layer.dst);
-    let (k, pad) = (layer.kernel, layer.kernel / 2);
+    let (k, pad_y, pad_x) = (layer.kernel, layer.pad_y, layer.pad_x);
     let taps = k * k;
     let MapShape { h, w, .. } = dg.shape;
     for q in 0..dg.pairs {
@@ -613,9 +620,9 @@ fn conv_simd<const STRIDE: usize, const DEPTHWISE: bool>(
                 let mut acc_b = i32x8::splat(layer.bias[cb]);
                 for ky in 0..k {
                     // Padded coordinates: data (y, x) lives at (y + 1, x + 1).
-                    let iy = oy * STRIDE + ky + 1 - pad;
+                    let iy = oy * STRIDE + ky + 1 - pad_y;
                     for kx in 0..k {
-                        let ix = x0 * STRIDE + kx + 1 - pad;
+                        let ix = x0 * STRIDE + kx + 1 - pad_x;
                         let t = ky * k + kx;
                         if DEPTHWISE {
                             let v = load8::<STRIDE>(src, q * sg.plane_len + iy * sg.stride + ix);

@@ -14,7 +14,7 @@ use wgpu::util::DeviceExt;
 
 const WORKGROUP: u32 = 64;
 /// i32 fields per (layer, agent) descriptor, see `gpu.wgsl`.
-const DESC_LEN: usize = 24;
+const DESC_LEN: usize = 26;
 
 /// Descriptor field indices (must match `gpu.wgsl`).
 mod desc {
@@ -41,6 +41,8 @@ mod desc {
     pub const IS_LAST: usize = 20;
     pub const OUT_ZP: usize = 21;
     pub const OUT_SCALE_BITS: usize = 22;
+    pub const PAD_Y: usize = 23;
+    pub const PAD_X: usize = 24;
 }
 
 /// Per-dispatch uniform (matches `Params` in `gpu.wgsl`).
@@ -201,6 +203,8 @@ impl GpuSwarm {
                     (desc::IS_LAST, i32::from(is_last)),
                     (desc::OUT_ZP, layer.output_q.zero_point),
                     (desc::OUT_SCALE_BITS, layer.output_q.scale.to_bits() as i32),
+                    (desc::PAD_Y, to_i32(spec.pad_before(s.h))?),
+                    (desc::PAD_X, to_i32(spec.pad_before(s.w))?),
                 ];
                 for (i, v) in fields {
                     d[i] = v;

@@ -20,7 +20,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> dst: array<i32>;
 @group(0) @binding(7) var<storage, read_write> outf: array<f32>;
 
-// Requant::apply: floor((acc * m + 2^(s-1)) / 2^s) without 64-bit math; |acc| < 2^24.
+// Requant::apply: floor((acc * m + 2^(s-1)) / 2^s) without 64-bit math; |acc| < 2^29.
 fn requant(acc: i32, m: i32, s: u32) -> i32 {
     let hi = acc >> 15u;
     let lo = acc & 0x7fff;
@@ -35,7 +35,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let local = i32(t % params.per_agent);
-    let d = (params.layer * params.n_agents + a) * 24u;
+    let d = (params.layer * params.n_agents + a) * 26u;
     if (descs[d] == 0) {
         return;
     }
@@ -60,15 +60,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ox = pos % out_w;
     let oy = pos / out_w;
     let first_ci = (co / opg) * ipg;
-    let pad = k / 2;
+    let pad_y = descs[d + 23u];
+    let pad_x = descs[d + 24u];
     var acc = chans[ch];
     for (var ky = 0; ky < k; ky++) {
-        let iy = oy * stride + ky - pad;
+        let iy = oy * stride + ky - pad_y;
         if (iy < 0 || iy >= in_h) {
             continue;
         }
         for (var kx = 0; kx < k; kx++) {
-            let ix = ox * stride + kx - pad;
+            let ix = ox * stride + kx - pad_x;
             if (ix < 0 || ix >= in_w) {
                 continue;
             }

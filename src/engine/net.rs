@@ -2,8 +2,10 @@
 //!
 //! A net is a plain sequence of 2-D convolutions (no residuals, BatchNorm already folded by the
 //! training side). Weights use the PyTorch layout `[out_c, in_c / groups, k, k]`, bias `[out_c]`;
-//! feature maps are HWC (channel-last, row-major). Padding is always "same" (`k / 2` zeros), so
-//! the output of a layer is `((h + 2 * (k / 2) - k) / stride + 1)` rows, i.e. `ceil(h / stride)`.
+//! feature maps are HWC (channel-last, row-major). Padding is TensorFlow "SAME": a layer outputs
+//! `ceil(h / stride)` rows and the total zero padding `(out - 1) * stride + k - h` is split with
+//! the odd pixel after (bottom/right) — see [`ConvSpec::pad_before`]. That is the convention of
+//! the MobileNet/MoveNet layers the stem is transferred from, so trained weights run unchanged.
 
 use super::EngineError;
 use serde::{Deserialize, Serialize};
@@ -120,8 +122,11 @@ impl ConvSpec {
         self.weight_len() + self.out_c
     }
 
-    pub fn pad(&self) -> usize {
-        self.kernel / 2
+    /// Zero rows (or columns) before the input along an axis of `n` pixels, TF "SAME":
+    /// `k / 2` except for a stride-2 3x3 conv on an even size, which pads only after.
+    pub fn pad_before(&self, n: usize) -> usize {
+        let out = n.div_ceil(self.stride);
+        ((out.max(1) - 1) * self.stride + self.kernel).saturating_sub(n) / 2
     }
 
     /// Output map shape for an input map, or an error if the channels do not chain.
@@ -135,8 +140,11 @@ impl ConvSpec {
         if input.h == 0 || input.w == 0 {
             return Err(EngineError::Shape("empty input map".into()));
         }
-        let out = |n: usize| (n + 2 * self.pad() - self.kernel) / self.stride + 1;
-        Ok(MapShape::new(out(input.h), out(input.w), self.out_c))
+        Ok(MapShape::new(
+            input.h.div_ceil(self.stride),
+            input.w.div_ceil(self.stride),
+            self.out_c,
+        ))
     }
 }
 
@@ -289,10 +297,11 @@ pub struct LayerTrace {
     pub post: Vec<f32>,
 }
 
-/// Straightforward float convolution (HWC in, HWC out, "same" zero padding).
+/// Straightforward float convolution (HWC in, HWC out, TF "SAME" zero padding).
 fn conv_f32(layer: &FloatLayer, src: &[f32], s: MapShape, o: MapShape) -> Vec<f32> {
     let spec = &layer.spec;
-    let (k, pad, ipg) = (spec.kernel, spec.pad() as isize, spec.in_per_group());
+    let (k, ipg) = (spec.kernel, spec.in_per_group());
+    let (pad_y, pad_x) = (spec.pad_before(s.h) as isize, spec.pad_before(s.w) as isize);
     let opg = spec.out_c / spec.groups;
     let mut out = vec![0.0f32; o.h * o.w * o.c];
     for oy in 0..o.h {
@@ -301,12 +310,12 @@ fn conv_f32(layer: &FloatLayer, src: &[f32], s: MapShape, o: MapShape) -> Vec<f3
                 let g = co / opg;
                 let mut acc = layer.bias[co];
                 for ky in 0..k {
-                    let iy = (oy * spec.stride) as isize + ky as isize - pad;
+                    let iy = (oy * spec.stride) as isize + ky as isize - pad_y;
                     if iy < 0 || iy >= s.h as isize {
                         continue;
                     }
                     for kx in 0..k {
-                        let ix = (ox * spec.stride) as isize + kx as isize - pad;
+                        let ix = (ox * spec.stride) as isize + kx as isize - pad_x;
                         if ix < 0 || ix >= s.w as isize {
                             continue;
                         }
@@ -322,4 +331,63 @@ fn conv_f32(layer: &FloatLayer, src: &[f32], s: MapShape, o: MapShape) -> Vec<f3
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ones_conv(stride: usize) -> FloatNet {
+        FloatNet {
+            layers: vec![FloatLayer {
+                spec: ConvSpec {
+                    in_c: 1,
+                    out_c: 1,
+                    kernel: 3,
+                    stride,
+                    groups: 1,
+                    activation: Activation::None,
+                },
+                weights: vec![1.0; 9],
+                bias: vec![0.0],
+            }],
+        }
+    }
+
+    #[test]
+    fn tf_same_padding_pads_after_on_even_stride_two() {
+        // 4x4 input holding its row-major index: stride 2 reads rows/cols {0,1,2} and {2,3,pad}.
+        let input: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        let (out, shape) = ones_conv(2)
+            .forward(&input, MapShape::new(4, 4, 1))
+            .unwrap();
+        assert_eq!(shape, MapShape::new(2, 2, 1));
+        let sum = |rows: &[usize], cols: &[usize]| -> f32 {
+            rows.iter()
+                .flat_map(|r| cols.iter().map(move |c| (r * 4 + c) as f32))
+                .sum()
+        };
+        assert_eq!(out[0], sum(&[0, 1, 2], &[0, 1, 2]));
+        assert_eq!(out[3], sum(&[2, 3], &[2, 3]));
+    }
+
+    #[test]
+    fn pad_before_matches_tensorflow_same() {
+        let spec = |kernel, stride| ConvSpec {
+            in_c: 1,
+            out_c: 1,
+            kernel,
+            stride,
+            groups: 1,
+            activation: Activation::None,
+        };
+        assert_eq!(spec(3, 1).pad_before(7), 1);
+        assert_eq!(spec(3, 2).pad_before(8), 0);
+        assert_eq!(spec(3, 2).pad_before(7), 1);
+        assert_eq!(spec(1, 2).pad_before(8), 0);
+        assert_eq!(spec(1, 1).pad_before(5), 0);
+        // Stride 1 on odd and even sizes alike: symmetric.
+        let (out, _) = ones_conv(1).forward(&[1.0; 9], MapShape::new(3, 3, 1)).unwrap();
+        assert_eq!(out, vec![4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
+    }
 }

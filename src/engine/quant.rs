@@ -6,7 +6,7 @@
 //!   point 0, without a second storage type.
 //! * Accumulation: `acc = bias_q[c] + sum (q_x - zp_x) * q_w` in i32. Zero padding contributes
 //!   nothing because a padded input is exactly `zp_x`. [`MAX_FAN_IN`] and the bias bound keep
-//!   `|acc| < 2^24`, which the requantiser relies on.
+//!   `|acc| < 2^29`, which the requantiser relies on.
 //! * Requantisation: `acc * M` with `M = s_in * s_w[c] / s_target` as an integer fixed-point
 //!   multiplier (see [`Requant`]), then `+ zp`, clamp (ReLU/ReLU6 are clamps), and for sigmoid a
 //!   256-entry lookup table. All integer, so every backend is bit-exact.
@@ -17,10 +17,13 @@ use super::EngineError;
 use super::net::{Activation, ConvSpec, FloatNet, MapShape, validate_specs};
 use serde::{Deserialize, Serialize};
 
-/// Largest accepted fan-in (`in_c / groups * k * k`): `512 * 255 * 127 < 2^24`.
-pub const MAX_FAN_IN: usize = 512;
-/// Accumulators (bias included) stay strictly below this magnitude.
-pub const ACC_LIMIT: i64 = 1 << 24;
+/// Largest accepted fan-in (`in_c / groups * k * k`): `2048 * 255 * 127 < 2^27`, far inside
+/// [`ACC_LIMIT`]. The stem's folded residual projections need 1120.
+pub const MAX_FAN_IN: usize = 2048;
+/// Accumulators (bias included) stay strictly below this magnitude. The split multiply of
+/// [`Requant::apply`] needs `|acc >> 15| < 2^15` (16-bit `pmaddwd` lanes on SIMD) and
+/// `|hi * m| + 2^15 + 2^(shift - 16) < 2^31` with `m < 2^15`, `shift <= 46`: both hold below 2^29.
+pub const ACC_LIMIT: i64 = 1 << 29;
 /// Largest representable requantisation multiplier (exclusive). Quantisation raises the target
 /// scale when needed; a larger `M` would mean the output is finer than one accumulator step.
 pub const MAX_MULTIPLIER: f64 = 0.5;
@@ -85,7 +88,7 @@ fn min_max(values: &[f32]) -> (f32, f32) {
 /// `apply(acc) = floor((acc * multiplier + 2^(shift-1)) / 2^shift)` (round half up), computed
 /// without 64-bit arithmetic by splitting `acc = hi * 2^15 + lo`, `0 <= lo < 2^15`:
 /// `(hi*m + ((lo*m) >> 15) + 2^(shift-16)) >> (shift-15)`. Every term fits in i32 when
-/// `|acc| < 2^24`, so the WGSL shader (no i64) and the SIMD path (16-bit multiplies via
+/// `|acc| < 2^29`, so the WGSL shader (no i64) and the SIMD path (16-bit multiplies via
 /// `pmaddwd`) compute the identical value. 15 bits of multiplier give a relative error below
 /// 2^-14, far under the half-LSB of the int8 output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,7 +115,7 @@ impl Requant {
         Ok(Self { multiplier, shift })
     }
 
-    /// Integer requantisation; `acc` must satisfy `|acc| < 2^24`.
+    /// Integer requantisation; `acc` must satisfy `|acc| < 2^29` ([`ACC_LIMIT`]).
     #[inline(always)]
     pub fn apply(self, acc: i32) -> i32 {
         let hi = acc >> 15;
