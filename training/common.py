@@ -46,6 +46,17 @@ def crop_matrix(cx, cy, side, out, rot_deg=0.0, flip=False):
     return M
 
 
+def letterbox_matrix(W, H, out=128):
+    """2x3 affine: whole frame (W x H) -> centred letterbox out x out (the runtime's convention, exactly).
+
+    s = out / max(W, H); ox = (out - W s) / 2; oy = (out - H s) / 2; M = [[s, 0, ox], [0, s, oy]].
+    Used with cv2.warpAffine (bilinear, border 0) as in warp(): output pixel (u, v) samples the frame at
+    pixel-index coordinates ((u - ox) / s, (v - oy) / s), pixel centres at integers (the same convention
+    as crop_matrix). Points map as x' = s x + ox, y' = s y + oy; back with x = (x' - ox) / s."""
+    s = out / max(W, H)
+    return np.array([[s, 0.0, (out - W * s) / 2.0], [0.0, s, (out - H * s) / 2.0]])
+
+
 def warp(img, M, out):
     return cv2.warpAffine(img, M, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 

@@ -1,15 +1,18 @@
-"""Fold the trained student into the runtime's op set, export it, and simulate int8.
+"""Fold the trained student into the runtime's op set, quantise it to the Rust integer contract, write the bundle.
 
 * fold_sequential(): every MobileNetV2 residual block  x -> expand(relu6) -> dw3x3(relu6) -> project -> + x
   becomes three plain convs: expand gets 2C extra output channels relu6(+x/s), relu6(-x/s); the depthwise conv
   passes them through (centre tap 1); project adds s*(p - n) = x. Exact in float while |x| <= 6 s
   (s calibrated per block). No Add op needed in the runtime.
-* export_bundle(): the ONE place that writes the file format (npz weights + JSON layer description);
-  retarget it to the runtime's binary bundle format later.
-* Int8 simulation: per-output-channel symmetric int8 weights, per-tensor symmetric int8 activations
-  (calibrated max on training crops), input x/127.5-1 quantised with scale 1/127.5.
+* quantise(): the contract of src/engine/quant.rs: int8 symmetric per-output-channel weights (-127..=127),
+  asymmetric per-tensor int8 activations x = (q - zp) * scale (QuantParams::from_range_min_scale, min/max
+  calibrated in float), bias = round(b / (s_in s_w[c])), output scale raised so M = s_in s_w[c] / s_out < 0.5.
+  Stem input: RGB pixel p -> q = p - 128 (input_quant scale 1/127.5, zero point 0).
+* IntNet: exact integer simulation of the Rust engine (int64-exact accumulators, Requant fixed point, clamps,
+  TF-SAME padding with the zero point), used for the int8 AP and for tests/data/bundle_golden.json.
+* export_bundle(): the ONE place that knows the file format (src/engine/bundle.rs, format version 2).
 
-    python training/export.py --run /work/cache/train/runs/final
+    python training/export.py --run /work/cache/train/runs/final --out models/swarmpose.bundle
 """
 import argparse
 import json
@@ -111,14 +114,6 @@ def run_seq(layers, x, qstate=None, calib=None, prefix=""):
     return x
 
 
-def quantise_weights(layers):
-    for l in layers:
-        w = l["w"]
-        sc = np.abs(w.reshape(w.shape[0], -1)).max(1) / 127.0 + 1e-12
-        l["w_scale"] = sc.astype(np.float32)
-        l["wq"] = (np.clip(np.round(w / sc[:, None, None, None]), -127, 127) * sc[:, None, None, None]).astype(np.float32)
-
-
 class SeqModel:
     """Exported student executed layer by layer (float or int8-simulated)."""
 
@@ -137,32 +132,6 @@ class SeqModel:
         return y.view(B, 17, self.apk, C, H, W)
 
 
-def export_bundle(path, layers, agents, meta, act_scales=None):
-    """Write weights (npz) + layer description (json). Isolated so it can target the runtime's bundle format."""
-    arrays, desc = {}, {"meta": meta, "stem": [], "agents": []}
-
-    def one(prefix, l):
-        arrays[prefix + ".w"] = l["w"]
-        arrays[prefix + ".b"] = l["b"]
-        d = {"name": prefix, "cout": int(l["w"].shape[0]), "cin": int(l["w"].shape[1] * l["groups"]),
-             "kernel": int(l["w"].shape[-1]), "stride": l["stride"], "groups": l["groups"],
-             "depthwise": l["groups"] > 1, "act": l["act"], "padding": "same_tf"}
-        if "w_scale" in l:
-            arrays[prefix + ".w_int8"] = np.round(l["w"] / l["w_scale"][:, None, None, None]).clip(-127, 127).astype(np.int8)
-            arrays[prefix + ".w_scale"] = l["w_scale"]
-        if act_scales is not None:
-            d["out_act_scale"] = act_scales[prefix.replace(".L", ".")]
-        return d
-
-    for i, l in enumerate(layers):
-        desc["stem"].append(one(f"stem.L{i}", l))
-    for n, a in enumerate(agents):
-        desc["agents"].append({"keypoint": a["keypoint"], "index": a["index"],
-                               "layers": [one(f"agent{n}.L{j}", l) for j, l in enumerate(a["layers"])]})
-    np.savez_compressed(path + ".npz", **arrays)
-    json.dump(desc, open(path + ".json", "w"), indent=1)
-
-
 def count(layers, size):
     """params and MACs of a sequential list for an input of size x size."""
     p = m = 0
@@ -174,73 +143,363 @@ def count(layers, size):
     return p, m, h
 
 
+# ---------------------------------------------------------------- integer contract (mirror of src/engine/quant.rs)
+FORMAT_VERSION = 2
+MAGIC = b"SWPOSE\0\0"
+ACC_LIMIT = 1 << 29
+MAX_FAN_IN = 2048
+MAX_MULTIPLIER = 0.5
+f32 = np.float32
+COCO_NAMES = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+              "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+              "right_knee", "left_ankle", "right_ankle"]
+STEM_INPUT_Q = (f32(1 / 127.5), 0)  # q = p - 128 for a pixel p in 0..=255
+
+
+def round_half_away(x):
+    """Rust f32/f64 round(): half away from zero."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def qparams_from_range(lo, hi, min_scale=0.0):
+    """QuantParams::from_range_min_scale, in f32 as Rust computes it."""
+    lo, hi = f32(min(float(lo), 0.0)), f32(max(float(hi), 0.0))
+    scale = max(f32((hi - lo) / f32(255.0)), f32(min_scale), f32(1e-8))
+    zp = int(np.clip(round_half_away(f32(-128.0) - lo / scale), -128, 127))
+    return f32(scale), zp
+
+
+def requant_from_real(m):
+    """Requant::from_real -> (multiplier, shift)."""
+    assert np.isfinite(m) and 0.0 <= m < MAX_MULTIPLIER, m
+    shift = 16
+    while shift < 46 and m * float(1 << shift) < 16384.0:
+        shift += 1
+    return int(min(round_half_away(m * float(1 << shift)), 32767.0)), shift
+
+
+def fan_in(l):
+    return int(l["w"][0].size)
+
+
+def quantise(layers, in_q, ranges):
+    """Float layer list -> quantised layers (wq int8, scales, bias_q, in_q, out_q, requant, clamp).
+    ranges[i] = (min, max) of layer i's float output over the calibration inputs."""
+    out = []
+    for i, l in enumerate(layers):
+        w = l["w"]
+        fi = fan_in(l)
+        assert fi <= MAX_FAN_IN, (i, fi)
+        mx = np.abs(w.reshape(w.shape[0], -1)).max(1)
+        sw = np.where(mx > 0, mx / 127.0, 1e-6).astype(f32)
+        wq = np.clip(round_half_away(w / sw[:, None, None, None]), -127, 127).astype(np.int8)
+        min_target = f32(in_q[0] * sw.max() / f32(MAX_MULTIPLIER * 0.98))
+        oq = qparams_from_range(*ranges[i], min_scale=min_target)
+        bias_limit = ACC_LIMIT - 1 - fi * 255 * 127
+        bq = np.clip(round_half_away(l["b"].astype(np.float64) / (float(in_q[0]) * sw.astype(np.float64))),
+                     -bias_limit, bias_limit).astype(np.int64)
+        rq = [requant_from_real(float(in_q[0]) * float(s) / float(oq[0])) for s in sw]
+        zp = oq[1]
+        if l["act"] == "relu6":
+            six = int(min(round_half_away(6.0 / float(oq[0])), 1000))
+            clamp = (zp, min(zp + six, 127))
+        elif l["act"] == "relu":
+            clamp = (zp, 127)
+        else:
+            assert l["act"] == "none", l["act"]
+            clamp = (-128, 127)
+        out.append({**l, "wq": wq, "w_scale": sw, "bq": bq, "in_q": in_q, "out_q": oq, "clamp": clamp,
+                    "mult": np.array([m for m, _ in rq], np.int64), "shift": np.array([s for _, s in rq], np.int64)})
+        in_q = oq
+    return out
+
+
+def int_forward(qlayers, q):
+    """Exact integer forward. q: int (B, C, H, W) already quantised with qlayers[0]['in_q']. Returns int8 output.
+
+    acc = bias + sum (q - zp_in) * w  (float64 conv: every partial sum is an integer < 2^53, hence exact);
+    out = clamp(((acc * m + 2^(shift-1)) >> shift) + zp_out), TF-SAME padding with (q - zp) = 0."""
+    x = torch.as_tensor(np.asarray(q), dtype=torch.float64)
+    for l in qlayers:
+        x = x - l["in_q"][1]
+        k = l["wq"].shape[-1]
+        acc = F.conv2d(same_pad(x, k, l["stride"]), torch.from_numpy(l["wq"].astype(np.float64)),
+                       torch.from_numpy(l["bq"].astype(np.float64)), l["stride"], 0, 1, l["groups"])
+        a = acc.to(torch.int64)
+        assert int(a.abs().max()) < ACC_LIMIT
+        m = torch.from_numpy(l["mult"])[None, :, None, None]
+        sh = torch.from_numpy(l["shift"])[None, :, None, None]
+        r = (a * m + (1 << (sh - 1))) >> sh
+        x = (r + l["out_q"][1]).clamp(*l["clamp"]).to(torch.float64)
+    return x.to(torch.int64).numpy().astype(np.int8)
+
+
+def dequant(q, qp):
+    """Final-layer dequantisation as the engine does it: (q - zp) as f32 * scale."""
+    return (q.astype(np.int32) - qp[1]).astype(f32) * f32(qp[0])
+
+
+class IntModel:
+    """The bundle executed with the exact integer contract: stem once, then agents."""
+
+    def __init__(self, stem_q, kp_agents_q, body_agents_q, stride, apk):
+        self.stem, self.kp, self.body, self.stride, self.apk = stem_q, kp_agents_q, body_agents_q, stride, apk
+
+    def stem_q(self, img_uint8_bhwc):
+        q = np.asarray(img_uint8_bhwc, np.int64).transpose(0, 3, 1, 2) - 128
+        return int_forward(self.stem, q)
+
+    def agents(self, fq, agents):
+        return np.stack([dequant(int_forward(a, fq), a[-1]["out_q"]) for a in agents], 1)  # B, N, C, H, W
+
+    def keypoints(self, img):
+        y = torch.from_numpy(self.agents(self.stem_q(img), self.kp))
+        B, N, C, H, W = y.shape
+        return y.view(B, 17, self.apk, C, H, W)
+
+
+# ---------------------------------------------------------------- the bundle file
+def layer_manifest(l):
+    return {"in_c": int(l["w"].shape[1] * l["groups"]), "out_c": int(l["w"].shape[0]), "kernel": int(l["w"].shape[-1]),
+            "stride": int(l["stride"]), "groups": int(l["groups"]), "activation": l["act"],
+            "weight_scales": [float(s) for s in l["w_scale"]],
+            "output_quant": {"scale": float(l["out_q"][0]), "zero_point": int(l["out_q"][1])}}
+
+
+def net_params(qlayers):
+    return int(sum(l["wq"].size + l["bq"].size for l in qlayers))
+
+
+def export_bundle(path, stem_q, stem_input, agents, provenance, crop_margin=0.25):
+    """Write the binary bundle (src/engine/bundle.rs, format version 2).
+
+    stem_q: quantised stem layers; stem_input (h, w, c); agents: list of dicts {name, tier, keypoint,
+    specialisation, layers (quantised)}, in manifest order. Tiers are derived from the agents (channels =
+    the stem's output channels, input_quant = the stem's output quant). Returns the manifest."""
+    import struct
+    import zlib
+    sq = stem_q[-1]["out_q"]
+    tier_q = {"scale": float(sq[0]), "zero_point": int(sq[1])}
+    tiers = []
+    for a in agents:
+        if a["tier"] not in [t["name"] for t in tiers]:
+            tiers.append({"name": a["tier"], "channels": int(stem_q[-1]["w"].shape[0]), "input_quant": dict(tier_q)})
+    h, w, c = stem_input
+    _, macs, _ = count(stem_q, h)
+    assert h == w
+    manifest = {
+        "tiers": tiers,
+        "stem": {"name": "retina", "input": {"h": h, "w": w, "c": c},
+                 "input_quant": {"scale": float(stem_q[0]["in_q"][0]), "zero_point": int(stem_q[0]["in_q"][1])},
+                 "layers": [layer_manifest(l) for l in stem_q], "param_count": net_params(stem_q),
+                 "macs_per_frame": int(macs)},
+        "agents": [{"name": a["name"], "tier": a["tier"], "keypoint": a["keypoint"],
+                    "specialisation": a["specialisation"], "param_count": net_params(a["layers"]),
+                    "layers": [layer_manifest(l) for l in a["layers"]]} for a in agents],
+        "total_agent_params": int(sum(net_params(a["layers"]) for a in agents)),
+        "detector": {"crop_margin": float(crop_margin)},
+        "provenance": provenance,
+    }
+    blob = bytearray()
+    for net in [stem_q] + [a["layers"] for a in agents]:
+        for l in net:
+            blob += l["wq"].astype(np.int8).tobytes() + l["bq"].astype("<i4").tobytes()
+    js = json.dumps(manifest, separators=(",", ":")).encode()
+    out = MAGIC + struct.pack("<II", FORMAT_VERSION, len(js)) + js + struct.pack("<Q", len(blob)) + bytes(blob)
+    out += struct.pack("<I", zlib.crc32(out) & 0xFFFFFFFF)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "wb") as f:
+        f.write(out)
+    os.replace(path + ".tmp", path)
+    return manifest
+
+
+def split_agents(net, n, cout):
+    """Grouped-conv agents (inp 1x1, dws, out grouped) -> per-agent float layer lists."""
+    h = net.inp.conv.out_channels // n
+    wi, bi = conv_of(net.inp)
+    dws = list(net.dws) if hasattr(net, "dws") else [net.dw]
+    wo, bo = conv_of(net.out)
+    agents = []
+    for k in range(n):
+        sl = slice(k * h, (k + 1) * h)
+        al = [L(wi[sl], bi[sl], 1, 1, net.inp.act)]
+        for d in dws:
+            wd, bd = conv_of(d)
+            al.append(L(wd[sl], bd[sl], 1, h, d.act))
+        al.append(L(wo[k * cout:(k + 1) * cout], bo[k * cout:(k + 1) * cout], 1, 1, "none"))
+        agents.append(al)
+    return agents
+
+
+def float_ranges(layers, x):
+    """Per-layer (min, max) of the float outputs; x NCHW float. Returns ranges and the final output."""
+    r = []
+    with torch.no_grad():
+        for l in layers:
+            x = ACT[l["act"]](F.conv2d(same_pad(x, l["w"].shape[-1], l["stride"]), torch.from_numpy(l["w"]),
+                                       torch.from_numpy(l["b"]), l["stride"], 0, 1, l["groups"]))
+            r.append((float(x.min()), float(x.max())))
+    return r, x
+
+
+def merge_ranges(a, b):
+    return [(min(p[0], q[0]), max(p[1], q[1])) for p, q in zip(a, b)] if a else b
+
+
+def ranges_batched(layers, x, bs=32):
+    r, outs = None, []
+    for k in range(0, len(x), bs):
+        rr, o = float_ranges(layers, x[k:k + bs])
+        r = merge_ranges(r, rr)
+        outs.append(o)
+    return r, torch.cat(outs)
+
+
+def golden_file(path, im, stem_q, body_q, kp_q, kp_index):
+    """Bit-exactness fixture for the Rust engine: one 128x128x3 uint8 input (hex, HWC RGB), the stem's int8
+    output (HWC, all 2048 values), body_0 and left_wrist_0 outputs (int8 and dequantised f32, HWC)."""
+    fq = IntModel(stem_q, [], [], 16, 3).stem_q(im[None])  # 1, C, H, W
+    g = {"input_hex": im.astype(np.uint8).tobytes().hex(), "input_shape_hwc": list(im.shape),
+         "input_quant": "q = p - 128", "stem_output_quant": {"scale": float(stem_q[-1]["out_q"][0]),
+                                                             "zero_point": int(stem_q[-1]["out_q"][1])},
+         "stem_out_shape_hwc": [int(fq.shape[2]), int(fq.shape[3]), int(fq.shape[1])]}
+    s_hwc = fq[0].transpose(1, 2, 0).reshape(-1).astype(np.int64)
+    g["stem_q_hwc"] = s_hwc.tolist()
+    g["stem_q_first64"] = s_hwc[:64].tolist()
+    g["stem_q_sum"] = int(s_hwc.sum())
+    g["stem_q_weighted_sum"] = int(((np.arange(len(s_hwc)) % 251 + 1) * s_hwc).sum())
+    for name, layers in [("body_0", body_q), ("left_wrist_0", kp_q)]:
+        q = int_forward(layers, fq)[0].transpose(1, 2, 0)
+        d = dequant(q, layers[-1]["out_q"])
+        g[name] = {"out_shape_hwc": list(q.shape), "q_hwc": q.reshape(-1).astype(int).tolist(),
+                   "f32_hwc": [float(v) for v in d.reshape(-1)], "index_in_tier": 0 if name == "body_0" else kp_index}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    json.dump(g, open(path, "w"), separators=(",", ":"))
+    return g
+
+
 def main():
     import sys
-    from common import CACHE, coco_kp_ap, predict_split
+    import time
+    from body import LB, BodyAgents, aug_frame, eval_boxes, load_student
+    from common import CACHE, coco_kp_ap, predict_split, read_rgb
     from data import build_crops
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", default=os.path.join(CACHE, "runs", "final"))
-    ap.add_argument("--calib", type=int, default=256, help="training crops for calibration")
+    ap.add_argument("--out", default=None, help="bundle path (default: <run>/swarmpose.bundle)")
+    ap.add_argument("--golden", default=None, help="golden fixture path (default: <run>/bundle_golden.json)")
+    ap.add_argument("--calib", type=int, default=128, help="keypoint crops and letterboxed frames for calibration")
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    ck = torch.load(os.path.join(a.run, "model.pt"), weights_only=False)
-    ta = ck["args"]
-    model = Student(ta["upto"], ta["stem_out"], ta["apk"], ta["hidden"], ta["depth"], ta.get("max_stride", 16))
-    st = {k.replace("stem.neck.conv.", "stem.neck.0.conv."): v for k, v in ck["state"].items()}  # pre-neck-spec runs
-    model.load_state_dict(st)
-    model.eval()
+    t_start = time.time()
+    out = a.out or os.path.join(a.run, "swarmpose.bundle")
+    gpath = a.golden or os.path.join(a.run, "bundle_golden.json")
+    model, ta = load_student(a.run)
+    bk = torch.load(os.path.join(a.run, "body.pt"), weights_only=False)
+    body = BodyAgents(model.stem.cout, bk["n"])
+    body.load_state_dict(bk["state"])
+    body.eval()
     size = ta["size"]
+    # calibration: keypoint crops (training people) and whole training frames letterboxed
     lab = dict(np.load(ta["labels"]))
     rng = np.random.default_rng(123)
     n = len(lab["paths"]) if not ta.get("limit") else min(ta["limit"], len(lab["paths"]))
     cidx = np.sort(rng.choice(n, min(a.calib, n), replace=False))
     crops, _, _ = build_crops(lab, cidx, size, 1, seed=7)
-    calib_x = normalise(torch.from_numpy(crops), model.stem.norm)
-    layers, agents = fold_sequential(model, calib_x[:64])
-    seq = SeqModel(layers, agents, model.stride, model.apk)
+    bdir = os.path.join(CACHE, "body" + ("_smoke" if bk["args"].get("smoke") else ""))
+    items = json.load(open(os.path.join(bdir, "frames.json")))
+    fr = np.random.default_rng(321)
+    frames = np.stack([aug_frame(read_rgb(items[i]["path"]), items[i]["boxes"], fr, plain=True)[0]
+                       for i in np.sort(fr.choice(len(items), min(a.calib, len(items)), replace=False))])
+    print(f"[export] calibration: {len(crops)} keypoint crops + {len(frames)} letterboxed frames", flush=True)
+    xc = normalise(torch.from_numpy(crops), model.stem.norm)
+    xf = normalise(torch.from_numpy(frames), model.stem.norm)
+    layers, kp_agents = fold_sequential(model, xc[:64])
+    seq = SeqModel(layers, kp_agents, model.stride, model.apk)
     with torch.no_grad():
-        ref = model(calib_x[:8])
-        got = seq(calib_x[:8])
-    err = float((ref - got).abs().max())
-    print(f"[export] sequential (folded residuals) vs trained model: max |diff| {err:.2e}")
-    # calibration of activation ranges
-    calib = {}
-    with torch.no_grad():
-        for b in range(0, len(calib_x), 32):
-            seq(calib_x[b:b + 32], calib=calib)
-    act_scales = {k: v / 127.0 for k, v in calib.items()}
-    quantise_weights(layers)
-    for ag in agents:
-        quantise_weights(ag["layers"])
-    seq_q = SeqModel(layers, agents, model.stride, model.apk, act_scales)
-    sp, sm, g = count(layers, size)
-    ap_ = [count(ag["layers"], g)[:2] for ag in agents]
-    meta = {"input": {"size": size, "layout": "NCHW RGB", "normalise": "x / 127.5 - 1",
-                      "crop": "square, GT/person box side * 1.25, bilinear, zero border"},
-            "stem": {"params": sp, "macs": sm, "out_stride": model.stride, "out_grid": g, "out_channels": layers[-1]["w"].shape[0]},
-            "agents": {"count": len(agents), "per_keypoint": model.apk, "params_max": max(p for p, _ in ap_),
-                       "params_total": sum(p for p, _ in ap_), "macs_total": sum(m for _, m in ap_)},
-            "decode": "per agent: argmax over heatmap logit (ch 0); x = (col + 0.5 + ch1[cell]) * stride, "
-                      "y = (row + 0.5 + ch2[cell]) * stride, conf = sigmoid(max logit); keypoint = "
-                      "confidence-weighted mean of its agents' positions, score = mean conf"}
-    export_bundle(os.path.join(a.run, "student"), layers, agents, meta, act_scales)
-    print("[export]", json.dumps(meta["stem"]), json.dumps(meta["agents"]))
+        err = float((model(xc[:8]) - seq(xc[:8])).abs().max())
+    print(f"[export] sequential (folded residuals) vs trained model: max |diff| {err:.2e}", flush=True)
+    body_layers = split_agents(body, bk["n"], 5)
+    r1, fc = ranges_batched(layers, xc)
+    r2, ff = ranges_batched(layers, xf)
+    stem_q = quantise(layers, STEM_INPUT_Q, merge_ranges(r1, r2))
+    tq = stem_q[-1]["out_q"]
+    kp_q = [quantise(ag["layers"], tq, ranges_batched(ag["layers"], fc)[0]) for ag in kp_agents]
+    body_q = [quantise(al, tq, ranges_batched(al, ff)[0]) for al in body_layers]
+    im = IntModel(stem_q, kp_q, body_q, model.stride, model.apk)
 
+    # bundle
+    apk = model.apk
+    agents = []
+    bag = bk.get("bag", 0.8)
+    for k, al in enumerate(body_q):
+        agents.append({"name": f"body_{k}", "tier": "body", "keypoint": "person", "layers": al,
+                       "specialisation": ("all training frames" if k == 0 else f"bag {int(bag * 100)} % of the source photos (rng seed {bk['args']['seed'] + 1}, column {k})")
+                       + "; centre logit, dx, dy, log(w/16), log(h/16) on the 128 px letterboxed frame"})
+    for n_, al in enumerate(kp_q):
+        k, i = divmod(n_, apk)
+        agents.append({"name": f"{COCO_NAMES[k]}_{i}", "tier": "keypoint", "keypoint": COCO_NAMES[k], "layers": al,
+                       "specialisation": ("all training people" if i == 0 else f"bag {int(ta['bag'] * 100)} % of the training people (seed {ta['seed'] + 1})")
+                       + "; heatmap logit, dx, dy on the 128 px square crop"})
     res = json.load(open(os.path.join(a.run, "results.json")))
-    res["export"] = {"max_abs_diff_sequential": err, **meta}
-    for split in ["coco_mini", "mmpose_coco"]:
-        for name, net in [("seq_float", seq), ("int8", seq_q)]:
+    cmd = os.environ.get("SWARMPOSE_COMMAND", "python " + " ".join(sys.argv))
+    prov = {"command": cmd,
+            "data": "keypoint agents + stem neck: lspet (first 5000 photos) and coco128_person person crops, labels "
+                    "from MoveNet Thunder/Lightning (training/label.py); body agents: coco128_person YOLO boxes, lspet and "
+                    "every 5th frame of shared/data/clips labelled by MoveNet MultiPose (score > 0.3); stem layers "
+                    "transferred from MoveNet Thunder (Apache-2.0)",
+            "seed": int(ta["seed"]),
+            "notes": "held out (never trained on): coco_mini, mmpose. Measured figures in training/README.md and "
+                     f"{a.run}/results.json."}
+    manifest = export_bundle(out, stem_q, (size, size, 3), agents, prov)
+    sp = manifest["stem"]["param_count"]
+    print(f"[export] {out}: {os.path.getsize(out)} bytes; stem {sp} params, {manifest['stem']['macs_per_frame']} MACs; "
+          f"{len(agents)} agents, max {max(x['param_count'] for x in manifest['agents'])} params, total "
+          f"{manifest['total_agent_params']}", flush=True)
+    # golden: the first calibration frame (a letterboxed training photo)
+    g = golden_file(gpath, frames[0], stem_q, body_q[0], kp_q[9 * apk], 9 * apk)
+    print(f"[export] golden {gpath}: {os.path.getsize(gpath)} bytes, stem q sum {g['stem_q_sum']}", flush=True)
+
+    # evaluation: float (folded) and exact int8 simulation
+    lim = 10 if a.smoke else None
+    ev = {}
+    for name, fn in [("seq_float", lambda x: seq(x)), ("int8_exact", None)]:
+        for split in (["coco_mini"] if a.smoke else ["coco_mini", "mmpose_coco"]):
             for fuse in ["weighted", "best"]:
                 def pred(crop):
                     with torch.no_grad():
-                        x = normalise(torch.from_numpy(crop)[None], model.stem.norm)
-                        return decode(net(x), model.stride, fuse)[0].numpy()
-                r, spc = predict_split(split, pred, size, limit=20 if a.smoke else None)
+                        if fn is None:
+                            y = im.keypoints(crop[None])
+                        else:
+                            y = fn(normalise(torch.from_numpy(crop)[None], model.stem.norm))
+                        return decode(y, model.stride, fuse)[0].numpy()
+                r, spc = predict_split(split, pred, size, limit=lim)
                 m = coco_kp_ap(split, r)
-                res[f"{split}_{fuse}_{name}"] = m
-                print(f"[eval] {split} fuse={fuse} {name} AP {m['AP']:.4f} AP50 {m['AP50']:.4f}", flush=True)
+                ev[f"{split}_{fuse}_{name}"] = {**m, "sec_per_crop": spc}
+                print(f"[eval] keypoints {split} GT boxes fuse={fuse} {name}: AP {m['AP']:.4f} AP50 {m['AP50']:.4f} "
+                      f"({spc * 1000:.0f} ms/crop)", flush=True)
+
+    def body_pred(x):
+        fq = im.stem_q(x[None])
+        return im.agents(fq, body_q)[0].mean(0)
+    mb, _, summ = eval_boxes(body_pred, limit=lim)
+    print(summ)
+    print("[eval] body boxes coco_mini int8_exact:", json.dumps(mb), flush=True)
+    res["export"] = {"bundle": out, "bundle_bytes": os.path.getsize(out), "golden": gpath,
+                     "max_abs_diff_sequential": err, "stem_params": sp, "stem_macs": manifest["stem"]["macs_per_frame"],
+                     "agents": len(agents), "agent_params_max": max(x["param_count"] for x in manifest["agents"]),
+                     "total_agent_params": manifest["total_agent_params"], "seconds": time.time() - t_start}
+    res.update(ev)
+    res.setdefault("body", {})["coco_mini_int8_exact"] = mb
     json.dump(res, open(os.path.join(a.run, "results.json"), "w"), indent=1)
+    # the provenance notes carry the measured figures: rewrite the bundle with them
+    prov["notes"] += (f" Keypoint AP coco_mini (GT boxes, 25 % margin, exact int8): "
+                      f"{ev['coco_mini_weighted_int8_exact']['AP']:.3f} (weighted fusion); body boxes coco_mini bbox AP "
+                      f"{mb['AP']:.3f}, AP50 {mb['AP50']:.3f}, recall@0.5 {mb['recall50_all_dets']:.3f} (exact int8).")
+    export_bundle(out, stem_q, (size, size, 3), agents, prov)
+    print(f"[export] done in {time.time() - t_start:.0f}s; bundle {out} ({os.path.getsize(out)} bytes)", flush=True)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,17 @@ def parse():
     ap.add_argument("--limit", type=int, default=None, help="use only the first N labelled people")
     ap.add_argument("--eval-every", type=int, default=5)
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--check-args", default=None, metavar="MODEL_PT",
+                    help="exit 0 if MODEL_PT was trained with these arguments (all but out/threads/eval-every), else 1")
     a = ap.parse_args()
+    if a.check_args:
+        import sys
+        old = torch.load(a.check_args, weights_only=False)["args"]
+        new = {k: v for k, v in vars(a).items() if k not in ("out", "threads", "eval_every", "check_args")}
+        diff = {k: (old.get(k, ap.get_default(k)), v) for k, v in new.items()
+                if str(old.get(k, ap.get_default(k))) != str(v)}
+        print("[train] --check-args", a.check_args, "matches" if not diff else f"differs: {diff}")
+        sys.exit(1 if diff else 0)
     if a.smoke:
         a.limit, a.n_aug, a.epochs, a.eval_every = 60, 2, 2, 1
         a.labels = os.path.join(CACHE, "labels", "labels_smoke.npz")
