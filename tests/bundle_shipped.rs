@@ -3,11 +3,9 @@
 //! (`tests/data/bundle_golden.json`: one 128x128 RGB frame, the stem's int8 output, the outputs of
 //! `body_0` and `left_wrist_0`).
 
-use gstswarmpose::engine::bundle::{
-    Bundle, FORMAT_VERSION, MAX_AGENT_PARAMS, MAX_STEM_PARAMS,
-};
-use gstswarmpose::engine::swarm::{Backend, Swarm, SwarmRunner};
 use gstswarmpose::engine::MapShape;
+use gstswarmpose::engine::bundle::{Bundle, FORMAT_VERSION, MAX_AGENT_PARAMS, MAX_STEM_PARAMS};
+use gstswarmpose::engine::swarm::{Backend, Swarm, SwarmRunner};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -16,7 +14,8 @@ fn root() -> PathBuf {
 }
 
 fn load() -> (Bundle, Value) {
-    let bundle = Bundle::load(root().join("models/swarmpose.bundle")).expect("shipped bundle loads");
+    let bundle =
+        Bundle::load(root().join("models/swarmpose.bundle")).expect("shipped bundle loads");
     let golden: Value = serde_json::from_slice(
         &std::fs::read(root().join("tests/data/bundle_golden.json")).expect("golden file"),
     )
@@ -25,7 +24,11 @@ fn load() -> (Bundle, Value) {
 }
 
 fn ints(v: &Value) -> Vec<i64> {
-    v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect()
 }
 
 fn hex_bytes(s: &str) -> Vec<u8> {
@@ -57,7 +60,11 @@ fn shipped_bundle_tiers_counts_and_budgets() {
     let kp = m.agents.iter().filter(|a| a.tier == "keypoint").count();
     assert!((4..=8).contains(&body), "{body} body agents");
     assert_eq!(kp, 51);
-    assert!(m.agents[..body].iter().all(|a| a.tier == "body" && a.keypoint == "person"));
+    assert!(
+        m.agents[..body]
+            .iter()
+            .all(|a| a.tier == "body" && a.keypoint == "person")
+    );
     assert_eq!(m.agents[body + 27].name, "left_wrist_0");
     assert!(m.agents.iter().all(|a| a.param_count <= MAX_AGENT_PARAMS));
     assert!(m.total_agent_params <= 100_000);
@@ -93,7 +100,10 @@ fn shipped_bundle_matches_python_integer_simulation() {
     let got: Vec<i64> = feat.iter().map(|&q| i64::from(q)).collect();
     assert_eq!(&got[..64], &ints(&g["stem_q_first64"])[..]);
     assert_eq!(got.iter().sum::<i64>(), g["stem_q_sum"].as_i64().unwrap());
-    assert_eq!(got, expect, "stem int8 output differs from the Python simulation");
+    assert_eq!(
+        got, expect,
+        "stem int8 output differs from the Python simulation"
+    );
     // agents on the stem's int8 output
     let fshape = MapShape::new(8, 8, 32);
     for (tier, name) in [("body", "body_0"), ("keypoint", "left_wrist_0")] {
@@ -109,6 +119,10 @@ fn shipped_bundle_matches_python_integer_simulation() {
             .iter()
             .map(|v| v.as_f64().unwrap() as f32)
             .collect();
-        assert_eq!(got, &expect[..], "{name} output differs from the Python simulation");
+        assert_eq!(
+            got,
+            &expect[..],
+            "{name} output differs from the Python simulation"
+        );
     }
 }

@@ -77,7 +77,10 @@ fn every_person_gets_every_keypoint_agents_candidate() {
     assert_eq!(f.candidates.len(), f.persons.len() * KEYPOINT_AGENTS);
     for (p, person) in f.persons.iter().enumerate() {
         let b = person.bbox;
-        assert!(b.x >= 0.0 && b.y >= 0.0 && b.x + b.w <= 320.0 && b.y + b.h <= 240.0, "{b:?}");
+        assert!(
+            b.x >= 0.0 && b.y >= 0.0 && b.x + b.w <= 320.0 && b.y + b.h <= 240.0,
+            "{b:?}"
+        );
         let mine: Vec<_> = f
             .candidates
             .iter()
@@ -87,7 +90,10 @@ fn every_person_gets_every_keypoint_agents_candidate() {
         // Keypoint agents follow the body agents in the bundle: ids BODY_AGENTS.. in order.
         let mut ids: Vec<u16> = mine.iter().map(|c| c.agent).collect();
         ids.sort_unstable();
-        assert_eq!(ids, (BODY_AGENTS as u16..(BODY_AGENTS + KEYPOINT_AGENTS) as u16).collect::<Vec<_>>());
+        assert_eq!(
+            ids,
+            (BODY_AGENTS as u16..(BODY_AGENTS + KEYPOINT_AGENTS) as u16).collect::<Vec<_>>()
+        );
         // Candidates lie inside the person's square crop window.
         let side = b.w.max(b.h) * 1.25;
         let (cx, cy) = (b.x + b.w / 2.0, b.y + b.h / 2.0);
@@ -112,8 +118,12 @@ fn upstream_boxes_replace_the_body_tier() {
     let mut h = harness("use-upstream-boxes=true");
     let mut buffer = frame_buffer();
     let mut given = PoseFrame::new(0, 320, 240);
-    given.persons.push(empty_person(BBox::new(150.0, 60.0, 30.0, 140.0)));
-    given.persons.push(empty_person(BBox::new(20.0, 30.0, 60.0, 60.0)));
+    given
+        .persons
+        .push(empty_person(BBox::new(150.0, 60.0, 30.0, 140.0)));
+    given
+        .persons
+        .push(empty_person(BBox::new(20.0, 30.0, 60.0, 60.0)));
     set_pose_frame(buffer.get_mut().unwrap(), given.clone());
     let f = frame_of(&h.push_and_pull(buffer).unwrap());
     assert_eq!(f.persons.len(), 2);
@@ -130,13 +140,21 @@ fn upstream_boxes_replace_the_body_tier() {
 #[test]
 fn agents_per_keypoint_selects_the_quality_level() {
     for (level, per_person) in [(1, 17), (2, 34), (0, 51), (9, 51)] {
-        let mut h = harness(&format!("use-upstream-boxes=true agents-per-keypoint={level}"));
+        let mut h = harness(&format!(
+            "use-upstream-boxes=true agents-per-keypoint={level}"
+        ));
         let mut buffer = frame_buffer();
         let mut given = PoseFrame::new(0, 320, 240);
-        given.persons.push(empty_person(BBox::new(150.0, 60.0, 30.0, 140.0)));
+        given
+            .persons
+            .push(empty_person(BBox::new(150.0, 60.0, 30.0, 140.0)));
         set_pose_frame(buffer.get_mut().unwrap(), given);
         let f = frame_of(&h.push_and_pull(buffer).unwrap());
-        assert_eq!(f.candidates.len(), per_person, "agents-per-keypoint={level}");
+        assert_eq!(
+            f.candidates.len(),
+            per_person,
+            "agents-per-keypoint={level}"
+        );
         let mut kps: Vec<u8> = f.candidates.iter().map(|c| c.keypoint).collect();
         kps.dedup();
         assert_eq!(kps.len(), 17, "every keypoint keeps at least one agent");
@@ -194,8 +212,9 @@ fn run(launch: &str) -> Result<(), String> {
 
 #[test]
 fn missing_weights_is_a_clear_error_on_the_bus() {
-    let err = run("videotestsrc num-buffers=2 ! swarmdetect weights=/nonexistent/x.bundle ! fakesink")
-        .unwrap_err();
+    let err =
+        run("videotestsrc num-buffers=2 ! swarmdetect weights=/nonexistent/x.bundle ! fakesink")
+            .unwrap_err();
     assert!(err.contains("/nonexistent/x.bundle"), "{err}");
 }
 

@@ -6,6 +6,10 @@
 //!   score threshold is a person (centre `((c + 0.5 + dx) * stride, (r + 0.5 + dy) * stride)`).
 //! * keypoint agent, 3 channels per cell: logit, dx, dy; the agent's candidate is its arg-max
 //!   cell plus the offset, with confidence `sigmoid(logit)`.
+//! * keypoint agent, 6 channels per cell ("sub-cell" heads, depth-to-space done by the decoder):
+//!   logits of the cell's 4 sub-cells `s = 2 * sy + sx`, then dx, dy in sub-cell units from the
+//!   sub-cell centre; the arg-max over every (cell, sub-cell) gives
+//!   `x = (c + (sx + 0.5 + dx) / 2) * stride`, `y = (r + (sy + 0.5 + dy) / 2) * stride`.
 
 /// Logistic function.
 pub fn sigmoid(x: f32) -> f32 {
@@ -38,8 +42,9 @@ impl BoxProposal {
 
 /// Channels of a body agent's output.
 pub const BODY_CHANNELS: usize = 5;
-/// Channels of a keypoint agent's output.
+/// Channels of a keypoint agent's output: one heatmap per cell, or 4 sub-cell heatmaps.
 pub const KEYPOINT_CHANNELS: usize = 3;
+pub const KEYPOINT_SUBCELL_CHANNELS: usize = 6;
 /// Largest box side accepted from `exp(log size)`, in cells; keeps garbage logits finite.
 const MAX_LOG_SIZE: f32 = 6.0;
 
@@ -118,6 +123,46 @@ pub fn decode_bodies(
         }
     }
     out.truncate(kept);
+}
+
+/// One keypoint agent's candidate in model-input pixels: `(x, y, confidence)`, for either
+/// output layout (`channels` 3 or 6; anything else is treated as 3).
+pub fn decode_keypoint_any(
+    map: &[f32],
+    channels: usize,
+    grid_w: usize,
+    stride: f32,
+) -> (f32, f32, f32) {
+    if channels == KEYPOINT_SUBCELL_CHANNELS {
+        decode_keypoint_subcell(map, grid_w, stride)
+    } else {
+        decode_keypoint(map, grid_w, stride)
+    }
+}
+
+/// Sub-cell layout: arg-max over every cell's 4 sub-cell logits, offset in sub-cell units.
+pub fn decode_keypoint_subcell(map: &[f32], grid_w: usize, stride: f32) -> (f32, f32, f32) {
+    let mut best = (0usize, 0usize, f32::NEG_INFINITY);
+    for (i, cell) in map.chunks_exact(KEYPOINT_SUBCELL_CHANNELS).enumerate() {
+        for (s, &l) in cell[..4].iter().enumerate() {
+            if l > best.2 {
+                best = (i, s, l);
+            }
+        }
+    }
+    let (i, s, logit) = best;
+    let cell = &map[i * KEYPOINT_SUBCELL_CHANNELS..][..KEYPOINT_SUBCELL_CHANNELS];
+    let (r, c) = (i / grid_w.max(1), i % grid_w.max(1));
+    let (sy, sx) = ((s / 2) as f32, (s % 2) as f32);
+    (
+        (c as f32 + (sx + 0.5 + cell[4]) / 2.0) * stride,
+        (r as f32 + (sy + 0.5 + cell[5]) / 2.0) * stride,
+        if logit.is_finite() {
+            sigmoid(logit)
+        } else {
+            0.0
+        },
+    )
 }
 
 /// One keypoint agent's candidate in model-input pixels: `(x, y, confidence)`.
@@ -204,6 +249,19 @@ mod tests {
         assert!((c - sigmoid(5.0)).abs() < 1e-6);
         let nan = vec![f32::NAN; 4 * 4 * 3];
         assert_eq!(decode_keypoint(&nan, 4, 16.0).2, 0.0);
+    }
+
+    #[test]
+    fn subcell_argmax_plus_offset() {
+        let mut m = vec![0.0f32; 4 * 4 * 6];
+        let cell = (1 * 4 + 2) * 6;
+        m[cell + 3] = 4.0; // bottom-right sub-cell of cell (r 1, c 2)
+        m[cell + 4] = 0.5;
+        m[cell + 5] = -0.25;
+        let (x, y, c) = decode_keypoint_any(&m, 6, 4, 16.0);
+        assert_eq!(x, (2.0 + (1.0 + 0.5 + 0.5) / 2.0) * 16.0);
+        assert_eq!(y, (1.0 + (1.0 + 0.5 - 0.25) / 2.0) * 16.0);
+        assert!((c - sigmoid(4.0)).abs() < 1e-6);
     }
 
     #[test]

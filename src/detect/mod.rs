@@ -19,7 +19,7 @@ use crate::pose::{
     BBox, Candidate, KEYPOINT_NAMES, Keypoint, NUM_KEYPOINTS, Person, PoseFrame, Stage, Tier,
     Visibility,
 };
-use decode::{BODY_CHANNELS, BoxProposal, KEYPOINT_CHANNELS};
+use decode::{BODY_CHANNELS, BoxProposal, KEYPOINT_CHANNELS, KEYPOINT_SUBCELL_CHANNELS};
 use sample::{RgbView, Sampler, Window};
 use std::fmt;
 use std::time::Instant;
@@ -238,14 +238,14 @@ impl Detector {
             .collect();
         for (i, a) in bundle.manifest.agents.iter().enumerate() {
             let out_c = bundle.agents[i].layers.last().map_or(0, |l| l.spec.out_c);
-            let expected = match a.tier.as_str() {
-                BODY_TIER => BODY_CHANNELS,
-                KEYPOINT_TIER => KEYPOINT_CHANNELS,
+            let ok = match a.tier.as_str() {
+                BODY_TIER => out_c == BODY_CHANNELS,
+                KEYPOINT_TIER => out_c == KEYPOINT_CHANNELS || out_c == KEYPOINT_SUBCELL_CHANNELS,
                 _ => continue,
             };
-            if out_c != expected {
+            if !ok {
                 return Err(DetectError::Bundle(format!(
-                    "agent {} outputs {out_c} channels, tier {} needs {expected}",
+                    "agent {} outputs {out_c} channels, which tier {} does not decode",
                     a.name, a.tier
                 )));
             }
@@ -444,10 +444,11 @@ impl Detector {
     fn run_keypoints(&mut self, img: &RgbView, config: &DetectConfig) -> Result<(), DetectError> {
         let level = self.level(config.agents_per_keypoint);
         let agents = &self.level_agents[level];
-        let (boxes, side, grid_w, stride, margin) = (
+        let (boxes, side, grid_w, grid_h, stride, margin) = (
             &self.boxes,
             self.side,
             self.grid.w,
+            self.grid.h,
             self.stride,
             self.crop_margin,
         );
@@ -469,10 +470,12 @@ impl Detector {
                 let out = &mut worker.out[..runner.output_len()];
                 runner.run(&worker.stem.out_q, out)?;
                 let offsets = runner.offsets();
+                let cells = grid_w * grid_h;
                 let mut sums = [(0.0f32, 0.0f32, 0.0f32, 0u32); NUM_KEYPOINTS];
                 for (j, agent) in agents.iter().enumerate() {
+                    let map = &out[offsets[j]..offsets[j + 1]];
                     let (u, v, confidence) =
-                        decode::decode_keypoint(&out[offsets[j]..offsets[j + 1]], grid_w, stride);
+                        decode::decode_keypoint_any(map, map.len() / cells, grid_w, stride);
                     let (x, y) = win.to_image(u, v);
                     worker.candidates.push(Candidate {
                         agent: agent.bundle_index,
