@@ -20,7 +20,7 @@ const W: usize = 640;
 const H: usize = 480;
 
 /// Up to `n` RGB frames of the clip, scaled to 640x480.
-fn clip_frames(path: &PathBuf, n: usize) -> Vec<Vec<u8>> {
+fn clip_frames(path: &std::path::Path, n: usize) -> Vec<Vec<u8>> {
     gst::init().unwrap();
     let launch = format!(
         "filesrc location={} ! decodebin ! videoconvert ! videoscale ! \

@@ -254,7 +254,8 @@ mod tests {
     #[test]
     fn subcell_argmax_plus_offset() {
         let mut m = vec![0.0f32; 4 * 4 * 6];
-        let cell = (1 * 4 + 2) * 6;
+        let (r, c) = (1, 2);
+        let cell = (r * 4 + c) * 6;
         m[cell + 3] = 4.0; // bottom-right sub-cell of cell (r 1, c 2)
         m[cell + 4] = 0.5;
         m[cell + 5] = -0.25;
