@@ -250,3 +250,37 @@ fn full_chain_runs_to_eos_with_the_built_in_bundle() {
          ! swarmconsensus ! swarmtrack ! swarmoverlay ! videoconvert ! fakesink")
         .unwrap();
 }
+
+/// The same frame through `backend=cpu` and `backend=gpu` (lavapipe in CI) gives identical
+/// candidates: the engine's integer contract is bit-exact across backends.
+#[test]
+fn gpu_backend_matches_cpu_exactly() {
+    // SAFETY: set before any wgpu call in this process; constant across tests.
+    unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    let bundle = gstswarmpose::engine::bundle::Bundle::load(bundle_path()).unwrap();
+    let gpu = match gstswarmpose::detect::Detector::new(&bundle, gstswarmpose::engine::Backend::Gpu)
+    {
+        Ok(d) => d,
+        Err(e) if std::env::var_os("SWARMPOSE_REQUIRE_GPU").is_none() => {
+            util::skipped(
+                "detect_element::gpu_backend_matches_cpu_exactly",
+                &format!("no GPU adapter: {e}"),
+            );
+            return;
+        }
+        Err(e) => panic!("GPU required but unavailable: {e}"),
+    };
+    drop(gpu);
+    let run = |backend: &str| {
+        let mut h = Harness::new_parse(&format!(
+            "swarmdetect weights={} backend={backend} min-person-score=0 max-persons=2",
+            bundle_path()
+        ));
+        h.set_src_caps_str("video/x-raw,format=RGBx,width=320,height=240,framerate=30/1");
+        frame_of(&h.push_and_pull(frame_buffer()).unwrap())
+    };
+    let (cpu, gpu) = (run("cpu"), run("gpu"));
+    assert!(!cpu.candidates.is_empty());
+    assert_eq!(cpu.persons, gpu.persons);
+    assert_eq!(cpu.candidates, gpu.candidates);
+}

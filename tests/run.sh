@@ -7,6 +7,7 @@ bash .ci/setup
 export NODEVICE_SELECT=1 # silences Mesa's harmless XDG_RUNTIME_DIR warning
 
 cargo build --release --locked
+bash tools/pyenv.sh >/dev/null # pycocotools + py-motmetrics for the accuracy and tracking tests
 skips=target/tmp/skipped.log
 rm -f "$skips"
 log=$(mktemp)

@@ -46,9 +46,15 @@ pub fn eval_coco(args: &EvalCocoArgs) -> Result<(), String> {
         .map(Vec::as_slice)
         .unwrap_or_default();
 
-    let mut props = args.detect.join(" ");
+    // Every annotated person is scored: no cap below the element's maximum (user --detect
+    // options come last and win).
+    let mut props = String::from("max-persons=64");
     if args.gt_boxes {
         props.push_str(" use-upstream-boxes=true");
+    }
+    for p in &args.detect {
+        props.push(' ');
+        props.push_str(p);
     }
     let detect = gst::parse::launch(&format!(
         "appsrc name=src format=time ! videoconvert ! swarmdetect {props} ! swarmconsensus ! appsink name=sink sync=false"

@@ -1,0 +1,152 @@
+//! The shipped bundle on real data: keypoint AP on the held-out COCO photos through the real
+//! elements (`swarmpose eval-coco`, pycocotools via tools/coco_ap.py), and persons with
+//! skeletons on a real street clip.
+//!
+//! The issue's accuracy goals (AP >= 0.25 with ground-truth boxes, >= 0.15 end to end) are NOT
+//! met yet; the floors asserted here sit just under the measured figures (0.069 / 0.049, see
+//! README "Accuracy") so a regression fails the build.
+
+mod util;
+
+use gst::prelude::*;
+use gstswarmpose::meta::PoseMeta;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const AP_FLOOR_GT_BOXES: f64 = 0.06;
+const AP_FLOOR_END_TO_END: f64 = 0.04;
+
+fn eval_python(test: &str) -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match Command::new("bash")
+        .arg(root.join("tools/pyenv.sh"))
+        .output()
+    {
+        Ok(o) if o.status.success() => {
+            Some(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        }
+        _ => {
+            util::skipped(test, "tools/pyenv.sh could not set up pycocotools");
+            None
+        }
+    }
+}
+
+/// eval-coco on coco_mini, then pycocotools; returns the AP.
+fn coco_ap(python: &Path, data: &Path, gt_boxes: bool) -> f64 {
+    let ann = data.join("coco_mini/annotations/person_keypoints_train2017.json");
+    let out =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("coco_mini_gt{gt_boxes}.json"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_swarmpose"));
+    cmd.args(["eval-coco", "--annotations"])
+        .arg(&ann)
+        .arg("--images")
+        .arg(data.join("coco_mini/train2017"))
+        .arg("--output")
+        .arg(&out)
+        .args(["--detect", "backend=cpu"]);
+    if gt_boxes {
+        cmd.arg("--gt-boxes");
+    }
+    let run = cmd.output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let n = results.as_array().unwrap().len();
+    if gt_boxes {
+        assert_eq!(n, 86, "one result per annotated person of coco_mini");
+    }
+    let ap = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/coco_ap.py"))
+        .arg(&ann)
+        .arg(&out)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        ap.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ap.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&ap.stdout);
+    let line = stdout.lines().last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    eprintln!("coco_mini gt_boxes={gt_boxes}: {n} results, {line}");
+    v["AP"].as_f64().unwrap()
+}
+
+#[test]
+fn keypoint_ap_on_held_out_coco_photos() {
+    let test = "detect_real::keypoint_ap_on_held_out_coco_photos";
+    let Some(data) = util::data_dir(test) else {
+        return;
+    };
+    let Some(python) = eval_python(test) else {
+        return;
+    };
+    let gt = coco_ap(&python, &data, true);
+    assert!(gt >= AP_FLOOR_GT_BOXES, "AP with ground-truth boxes {gt}");
+    let e2e = coco_ap(&python, &data, false);
+    assert!(e2e >= AP_FLOOR_END_TO_END, "end-to-end AP {e2e}");
+}
+
+#[test]
+fn street_clip_gets_persons_with_skeletons() {
+    let test = "detect_real::street_clip_gets_persons_with_skeletons";
+    let Some(data) = util::data_dir(test) else {
+        return;
+    };
+    util::init();
+    let clip = data.join("clips/street_walk_1280x720.avi");
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! swarmdetect backend=cpu ! swarmconsensus \
+         ! swarmoverlay ! appsink name=sink sync=false",
+        clip.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let (mut frames, mut with_persons, mut keypoints_in_box, mut keypoints) = (0, 0, 0, 0);
+    while let Ok(sample) = sink.pull_sample() {
+        frames += 1;
+        let buffer = sample.buffer().unwrap();
+        let meta = buffer.meta::<PoseMeta>().expect("every frame detected");
+        let f = meta.frame();
+        assert_eq!((f.width, f.height), (1280, 720));
+        if !f.persons.is_empty() {
+            with_persons += 1;
+        }
+        for p in &f.persons {
+            let b = p.bbox;
+            // People are 100+ px tall here; a real detection is not a sliver.
+            assert!(b.h >= 40.0 && b.w >= 10.0, "{b:?}");
+            for k in p.keypoints.iter().filter(|k| k.score > 0.3) {
+                keypoints += 1;
+                let m = 0.25 * b.w.max(b.h);
+                if k.x >= b.x - m && k.x <= b.x + b.w + m && k.y >= b.y - m && k.y <= b.y + b.h + m
+                {
+                    keypoints_in_box += 1;
+                }
+            }
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    eprintln!(
+        "street clip: {frames} frames, {with_persons} with persons, {keypoints_in_box}/{keypoints} confident keypoints in their box"
+    );
+    assert!(frames >= 200, "{frames} frames");
+    assert!(
+        with_persons * 10 >= frames * 9,
+        "persons on {with_persons} of {frames} frames"
+    );
+    assert!(keypoints > 1000 && keypoints_in_box * 100 >= keypoints * 95);
+}
