@@ -75,6 +75,8 @@ struct SimdLayer {
     depthwise: bool,
     kernel: usize,
     conv_stride: usize,
+    /// Multiply-accumulates per output value.
+    fan_in: usize,
     /// TF "SAME" zero padding before the rows / columns (0 or 1).
     pad_y: usize,
     pad_x: usize,
@@ -145,6 +147,7 @@ impl SimdLayer {
             depthwise: spec.is_depthwise(),
             kernel: spec.kernel,
             conv_stride: spec.stride,
+            fan_in: spec.fan_in(),
             pad_y,
             pad_x,
             src,
@@ -204,6 +207,7 @@ struct Shared<'a> {
     offsets: &'a [usize],
     input: &'a [i8],
     input_planes: &'a [i32],
+    split_depth: u32,
 }
 
 /// A swarm of quantised agents prepared for one input shape on the CPU.
@@ -223,6 +227,10 @@ pub struct CpuSwarm {
     bounds: Vec<usize>,
     serial_bounds: [usize; 2],
     parallel: bool,
+    /// A one-agent swarm (the stem) cannot split agents over threads, so each large layer
+    /// splits its output channel pairs instead: `2^split_depth` parts (0 = serial).
+    split_depth: u32,
+    max_split_depth: u32,
     macs: u64,
 }
 
@@ -279,6 +287,12 @@ impl CpuSwarm {
         let threads = rayon::current_num_threads().clamp(1, n.max(1));
         let parallel = threads > 1 && macs >= PARALLEL_MIN_MACS;
         let n_workers = if parallel { threads } else { 1 };
+        let pool = rayon::current_num_threads();
+        let max_split_depth = if n == 1 && pool > 1 && macs >= PARALLEL_MIN_MACS {
+            pool.next_power_of_two().trailing_zeros()
+        } else {
+            0
+        };
         let (bytes, planes) = match kernel {
             CpuKernel::Scalar => (max_bytes, 0),
             CpuKernel::Simd => (0, max_planes),
@@ -303,6 +317,8 @@ impl CpuSwarm {
             bounds: (0..=n_workers).map(|i| i * n / n_workers).collect(),
             serial_bounds: [0, n],
             parallel,
+            split_depth: max_split_depth,
+            max_split_depth,
             macs,
             agents,
         })
@@ -311,10 +327,11 @@ impl CpuSwarm {
     /// Enables or disables rayon across agents (defaults to on for large frames).
     pub fn set_parallel(&mut self, on: bool) {
         self.parallel = on && self.workers.len() > 1;
+        self.split_depth = if on { self.max_split_depth } else { 0 };
     }
 
     pub fn is_parallel(&self) -> bool {
-        self.parallel
+        self.parallel || self.split_depth > 0
     }
 
     pub fn kernel(&self) -> CpuKernel {
@@ -380,6 +397,7 @@ impl CpuSwarm {
             offsets: &self.offsets,
             input,
             input_planes: &self.input_planes,
+            split_depth: self.split_depth,
         };
         let (workers, bounds): (&mut [Worker], &[usize]) = if self.parallel {
             (&mut self.workers, &self.bounds)
@@ -407,7 +425,7 @@ fn run_workers(
             let plan = &sh.agents[a];
             match sh.kernel {
                 CpuKernel::Scalar => forward_scalar(plan, sh.input, worker, q),
-                CpuKernel::Simd => forward_simd(plan, sh.input_planes, worker, q),
+                CpuKernel::Simd => forward_simd(plan, sh.input_planes, worker, q, sh.split_depth),
             }
         }
         if let Some(out) = out {
@@ -536,7 +554,13 @@ fn planes_to_hwc(planes: &[i32], zp: i32, g: &PlaneGeom, out: &mut [i8]) {
     }
 }
 
-fn forward_simd(plan: &AgentPlan, input_planes: &[i32], worker: &mut Worker, out: &mut [i8]) {
+fn forward_simd(
+    plan: &AgentPlan,
+    input_planes: &[i32],
+    worker: &mut Worker,
+    out: &mut [i8],
+    split_depth: u32,
+) {
     let n = plan.simd.len();
     let [a, b] = &mut worker.planes;
     for (l, layer) in plan.simd.iter().enumerate() {
@@ -545,12 +569,7 @@ fn forward_simd(plan: &AgentPlan, input_planes: &[i32], worker: &mut Worker, out
             (false, 1) => (&a[..], &mut b[..]),
             (false, _) => (&b[..], &mut a[..]),
         };
-        match (layer.conv_stride, layer.depthwise) {
-            (1, false) => conv_simd::<1, false>(layer, src, dst),
-            (1, true) => conv_simd::<1, true>(layer, src, dst),
-            (_, false) => conv_simd::<2, false>(layer, src, dst),
-            (_, true) => conv_simd::<2, true>(layer, src, dst),
-        }
+        conv_layer(layer, src, dst, 0..layer.dst.pairs, split_depth);
     }
     let last = &plan.simd[n - 1];
     let result = if n % 2 == 1 { &a[..] } else { &b[..] };
@@ -598,19 +617,50 @@ fn requant8(layer: &SimdLayer, c: usize, acc: i32x8) -> i32x8 {
     }
 }
 
-/// One layer over pair planes, 8 output positions and 2 output channels per step.
+/// Output pair planes `pairs` of one layer into `dst` (which starts at plane `pairs.start`),
+/// split in halves over rayon `split_depth` times. Planes are disjoint, so halves never race.
+fn conv_layer(
+    layer: &SimdLayer,
+    src: &[i32],
+    dst: &mut [i32],
+    pairs: std::ops::Range<usize>,
+    split_depth: u32,
+) {
+    // Below ~64k MACs a part, fork/join costs more than it saves.
+    let part_macs = pairs.len() * 2 * layer.dst.shape.h * layer.dst.shape.w * layer.fan_in;
+    if split_depth > 0 && pairs.len() >= 2 && part_macs >= 1 << 17 {
+        let mid = pairs.start + pairs.len() / 2;
+        let (l, r) = dst.split_at_mut((mid - pairs.start) * layer.dst.plane_len);
+        rayon::join(
+            || conv_layer(layer, src, l, pairs.start..mid, split_depth - 1),
+            || conv_layer(layer, src, r, mid..pairs.end, split_depth - 1),
+        );
+        return;
+    }
+    match (layer.conv_stride, layer.depthwise) {
+        (1, false) => conv_simd::<1, false>(layer, src, dst, pairs),
+        (1, true) => conv_simd::<1, true>(layer, src, dst, pairs),
+        (_, false) => conv_simd::<2, false>(layer, src, dst, pairs),
+        (_, true) => conv_simd::<2, true>(layer, src, dst, pairs),
+    }
+}
+
+/// One layer over pair planes, 8 output positions and 2 output channels per step, for the
+/// output pairs `pairs`; `dst` starts at plane `pairs.start`.
 fn conv_simd<const STRIDE: usize, const DEPTHWISE: bool>(
     layer: &SimdLayer,
     src: &[i32],
     dst: &mut [i32],
+    pairs: std::ops::Range<usize>,
 ) {
     let (sg, dg) = (&layer.src, &layer.dst);
     let (k, pad_y, pad_x) = (layer.kernel, layer.pad_y, layer.pad_x);
     let taps = k * k;
     let MapShape { h, w, .. } = dg.shape;
-    for q in 0..dg.pairs {
+    let first = pairs.start;
+    for q in pairs {
         let (ca, cb) = (2 * q, 2 * q + 1);
-        let plane = &mut dst[q * dg.plane_len..(q + 1) * dg.plane_len];
+        let plane = &mut dst[(q - first) * dg.plane_len..(q - first + 1) * dg.plane_len];
         plane[..dg.stride].fill(0);
         plane[(h + 1) * dg.stride..].fill(0);
         for oy in 0..h {
