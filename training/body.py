@@ -45,7 +45,8 @@ CLIPS = ["pedestrians_768x576.avi", "pose2sim_multiperson/cam01.mp4", "pose2sim_
 def load_student(run):
     ck = torch.load(os.path.join(run, "model.pt"), weights_only=False)
     ta = ck["args"]
-    model = Student(ta["upto"], ta["stem_out"], ta["apk"], ta["hidden"], ta["depth"], ta.get("max_stride", 16))
+    model = Student(ta["upto"], ta["stem_out"], ta["apk"], ta["hidden"], ta["depth"], ta.get("max_stride", 16),
+                    ta.get("kp_ch", 3))
     st = {k.replace("stem.neck.conv.", "stem.neck.0.conv."): v for k, v in ck["state"].items()}  # pre-neck-spec runs
     model.load_state_dict(st)
     model.eval()

@@ -70,6 +70,11 @@ def invert_affine(M):
 
 
 def read_rgb(path):
+    # labels.npz stores paths like <worktree>/training/../../shared/data/...; resolve them lexically so they
+    # still work after that worktree is gone, and fall back to DATA for the part after "shared/data/"
+    path = os.path.normpath(str(path))
+    if not os.path.exists(path) and "shared/data/" in path:
+        path = os.path.join(DATA, path.split("shared/data/", 1)[1])
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 

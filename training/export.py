@@ -94,7 +94,8 @@ def fold_sequential(model, calib_x):
         for dwm in ag.dws:
             wd, bd = conv_of(dwm)
             al.append(L(wd[sl], bd[sl], 1, h, dwm.act))
-        al.append(L(wo[n * 3:(n + 1) * 3], bo[n * 3:(n + 1) * 3], 1, 1, "none"))
+        co = ag.cout
+        al.append(L(wo[n * co:(n + 1) * co], bo[n * co:(n + 1) * co], 1, 1, "none"))
         agents.append({"keypoint": n // model.apk, "index": n % model.apk, "layers": al})
     return layers, agents
 
@@ -442,7 +443,10 @@ def main():
         k, i = divmod(n_, apk)
         agents.append({"name": f"{COCO_NAMES[k]}_{i}", "tier": "keypoint", "keypoint": COCO_NAMES[k], "layers": al,
                        "specialisation": ("all training people" if i == 0 else f"bag {int(ta['bag'] * 100)} % of the training people (seed {ta['seed'] + 1})")
-                       + "; heatmap logit, dx, dy on the 128 px square crop"})
+                       + ("; 6 channels: heatmap logits of the 4 sub-cells s = 2*sy + sx (TL, TR, BL, BR), dx, dy in "
+                          "sub-cell units from the sub-cell centre; x = (c + (sx + 0.5 + dx) / 2) * 16, y = (r + (sy + 0.5 + "
+                          "dy) / 2) * 16 on the 128 px square crop" if ta.get("kp_ch", 3) == 6 else
+                          "; heatmap logit, dx, dy on the 128 px square crop")})
     res = json.load(open(os.path.join(a.run, "results.json")))
     cmd = os.environ.get("SWARMPOSE_COMMAND", "python " + " ".join(sys.argv))
     prov = {"command": cmd,

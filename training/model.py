@@ -97,17 +97,17 @@ class Agents(nn.Module):
     """N independent tiny agents, each reading the stem features: 1x1 C->h (ReLU6), dw3x3 h (ReLU6)
     x `depth`, 1x1 h->3 (heatmap logit, dx, dy). Implemented with grouped convs (= N separate nets)."""
 
-    def __init__(self, cin, n_agents, hidden=8, depth=1):
+    def __init__(self, cin, n_agents, hidden=8, depth=1, cout=3):
         super().__init__()
-        self.n, self.h, self.depth = n_agents, hidden, depth
+        self.n, self.h, self.depth, self.cout = n_agents, hidden, depth, cout
         self.inp = Conv(cin, n_agents * hidden, 1, act="relu6")
         self.dws = nn.ModuleList([Conv(n_agents * hidden, n_agents * hidden, 3, 1, n_agents * hidden, "relu6")
                                   for _ in range(depth)])
-        self.out = Conv(n_agents * hidden, n_agents * 3, 1, groups=n_agents)
+        self.out = Conv(n_agents * hidden, n_agents * cout, 1, groups=n_agents)
 
     def params_per_agent(self, cin):
         h = self.h
-        return cin * h + h + self.depth * (9 * h + h) + 3 * h + 3
+        return cin * h + h + self.depth * (9 * h + h) + self.cout * h + self.cout
 
     def forward(self, f):
         x = self.inp(f)
@@ -115,15 +115,15 @@ class Agents(nn.Module):
             x = d(x)
         y = self.out(x)  # B, N*3, H, W
         B, _, H, W = y.shape
-        return y.view(B, self.n, 3, H, W)
+        return y.view(B, self.n, self.cout, H, W)
 
 
 class Student(nn.Module):
-    def __init__(self, upto="block_9_add", stem_out="32", agents_per_kp=3, hidden=8, depth=1, max_stride=16):
+    def __init__(self, upto="block_9_add", stem_out="32", agents_per_kp=3, hidden=8, depth=1, max_stride=16, kp_ch=3):
         super().__init__()
         self.stem = Stem(upto, stem_out, max_stride=max_stride)
         self.apk = agents_per_kp
-        self.agents = Agents(self.stem.cout, 17 * agents_per_kp, hidden, depth)
+        self.agents = Agents(self.stem.cout, 17 * agents_per_kp, hidden, depth, kp_ch)
         self.stride = self.stem.stride
 
     def forward(self, x):
@@ -142,7 +142,9 @@ def decode(y, stride, fuse="weighted"):
     """y: B,17,A,3,H,W -> (B,17,3) crop x, y, score. Each agent: argmax cell + sub-pixel offset
     (offset in cells, added to the cell centre). Fusion over the A agents of a keypoint:
     'weighted' = confidence-weighted mean of positions, 'best' = highest-confidence agent."""
-    B, K, A, _, H, W = y.shape
+    B, K, A, C, H, W = y.shape
+    if C == 6:
+        return decode_subcell(y, stride, fuse)
     logit = y[:, :, :, 0].reshape(B, K, A, H * W)
     conf, idx = logit.max(-1)  # B,K,A
     conf = torch.sigmoid(conf)
@@ -186,6 +188,33 @@ def decode(y, stride, fuse="weighted"):
                 den += wgt
         pos = num / den[..., None].clamp_min(1e-6)
         fuse = fuse[: -len("local")].rstrip("_") or "weighted"
+    if fuse == "best":
+        j = conf.argmax(-1)
+        p = torch.gather(pos, 2, j[:, :, None, None].expand(B, K, 1, 2))[:, :, 0]
+        c = conf.max(-1).values
+    else:
+        wgt = conf / conf.sum(-1, keepdim=True).clamp_min(1e-6)
+        p = (pos * wgt[..., None]).sum(2)
+        c = conf.mean(-1)
+    return torch.cat([p, c[..., None]], -1)
+
+
+def decode_subcell(y, stride, fuse="weighted"):
+    """6-channel agents ("depth-to-space in the decoder"). y: B,17,A,6,H,W. Channels 0..3: heatmap logits of the
+    4 sub-cells of a cell, s = 2*sy + sx (top-left, top-right, bottom-left, bottom-right); 4, 5: dx, dy in
+    SUB-CELL units relative to the chosen sub-cell's centre. Per agent: first maximum over (r, c, s) in that
+    order (HWC memory order, s fastest); x = (c + (sx + 0.5 + dx) / 2) * stride, y = (r + (sy + 0.5 + dy) / 2) * stride,
+    confidence = sigmoid(max logit). Fusion over agents as in decode()."""
+    B, K, A, C, H, W = y.shape
+    lg = y[:, :, :, 0:4].permute(0, 1, 2, 4, 5, 3).reshape(B, K, A, H * W * 4)
+    conf, idx = lg.max(-1)
+    conf = torch.sigmoid(conf)
+    cell, s = idx // 4, idx % 4
+    off = y[:, :, :, 4:6].reshape(B, K, A, 2, H * W)
+    o = torch.gather(off, 4, cell[:, :, :, None, None].expand(B, K, A, 2, 1))[..., 0]
+    cx = (cell % W).float() + ((s % 2).float() + 0.5 + o[..., 0]) / 2
+    cy = (cell // W).float() + ((s // 2).float() + 0.5 + o[..., 1]) / 2
+    pos = torch.stack([cx, cy], -1) * stride
     if fuse == "best":
         j = conf.argmax(-1)
         p = torch.gather(pos, 2, j[:, :, None, None].expand(B, K, 1, 2))[:, :, 0]

@@ -1,0 +1,41 @@
+"""Cache the frozen e1 stem output (neck, 32x8x8) for train.py's augmented crops (same crops, same seed).
+Also writes train.py's frozen-head feature cache (same key as train.py) if it is missing."""
+import os, sys, time
+import numpy as np
+import torch
+from common import CACHE
+from data import build_crops
+from model import normalise
+from body import load_student
+from train import split_stem, stem_head, stem_tail
+
+torch.set_num_threads(1)
+base = sys.argv[1] if len(sys.argv) > 1 else os.path.join(CACHE, "runs", "e1")
+model, ta = load_student(base)
+lab_path = ta["labels"]
+lab = dict(np.load(lab_path))
+n = len(lab["paths"]) if not ta.get("limit") else min(ta["limit"], len(lab["paths"]))
+stem = model.stem
+start = split_stem(stem, ta["train_blocks"])
+key = f"{os.path.basename(lab_path)}_{os.path.getsize(lab_path)}_s{ta['size']}_{ta['upto']}_op{start}_ms{ta.get('max_stride', 16)}_aug{ta['n_aug']}_seed{ta['seed']}_n{n}"
+out = os.path.join(CACHE, "feats", key + f"_neck_{os.path.basename(os.path.normpath(base))}.pt")
+hpath = os.path.join(CACHE, "feats", key + ".pt")
+if os.path.exists(out):
+    print("cached", out); sys.exit(0)
+t0 = time.time()
+crops, kps, pid = build_crops(lab, np.arange(n), ta["size"], ta["n_aug"], ta["seed"])
+print(f"{len(crops)} crops {time.time()-t0:.0f}s", flush=True)
+heads, necks = [], []
+with torch.no_grad():
+    for b in range(0, len(crops), 64):
+        x = normalise(torch.from_numpy(crops[b:b + 64]), stem.norm)
+        h = stem_head(stem, x, start)
+        heads.append(h.half())
+        necks.append(stem_tail(stem, h, start).half())
+        if b % 2560 == 0:
+            print(f"{b}/{len(crops)} {time.time()-t0:.0f}s", flush=True)
+heads, necks = torch.cat(heads), torch.cat(necks)
+if not os.path.exists(hpath):
+    torch.save((heads, kps, pid), hpath + ".tmp"); os.replace(hpath + ".tmp", hpath)
+torch.save((necks, kps, pid), out + ".tmp"); os.replace(out + ".tmp", out)
+print("saved", out, tuple(necks.shape), f"{time.time()-t0:.0f}s", flush=True)
