@@ -9,6 +9,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 CACHE="${SWARMPOSE_TRAIN_CACHE:-/work/cache/train}"
+export SWARMPOSE_TRAIN_CACHE="$CACHE"
+mkdir -p "$CACHE/labels"
 SMOKE=""; THREADS=1; ARGS="$*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -27,6 +29,10 @@ START=$(date +%s)
 step() { echo "[run.sh] $(( ($(date +%s) - START) / 60 )) min: $*"; }
 if [ -n "$SMOKE" ]; then
   RUN="$CACHE/runs/smoke"
+  if [ ! -f "$CACHE/labels/labels_smoke.npz" ]; then
+    step "teacher labels (smoke: 60 people)"
+    "$PY" "$HERE/label.py" --limit 60 --out "$CACHE/labels/labels_smoke.npz"
+  fi
   step "keypoint student (smoke)"
   "$PY" "$HERE/train.py" --smoke --threads "$THREADS" --out "$RUN"
   step "body agents (smoke)"
