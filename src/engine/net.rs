@@ -387,7 +387,9 @@ mod tests {
         assert_eq!(spec(1, 2).pad_before(8), 0);
         assert_eq!(spec(1, 1).pad_before(5), 0);
         // Stride 1 on odd and even sizes alike: symmetric.
-        let (out, _) = ones_conv(1).forward(&[1.0; 9], MapShape::new(3, 3, 1)).unwrap();
+        let (out, _) = ones_conv(1)
+            .forward(&[1.0; 9], MapShape::new(3, 3, 1))
+            .unwrap();
         assert_eq!(out, vec![4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
     }
 }
