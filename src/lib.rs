@@ -8,6 +8,7 @@
 use gst::glib;
 
 pub mod consensus;
+pub mod detect;
 pub mod draw;
 pub mod engine;
 pub mod json;
@@ -21,6 +22,8 @@ pub mod track;
 
 #[path = "../elements/swarmconsensus/mod.rs"]
 pub mod swarmconsensus;
+#[path = "../elements/swarmdetect/mod.rs"]
+pub mod swarmdetect;
 #[path = "../elements/swarmjson/mod.rs"]
 pub mod swarmjson;
 #[path = "../elements/swarmoverlay/mod.rs"]
@@ -29,6 +32,7 @@ pub mod swarmoverlay;
 pub mod swarmtrack;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    swarmdetect::register(plugin)?;
     swarmoverlay::register(plugin)?;
     swarmjson::register(plugin)?;
     swarmconsensus::register(plugin)?;

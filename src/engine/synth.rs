@@ -126,3 +126,94 @@ pub fn random_specs(rng: &mut Rng, in_c: usize, max_params: usize) -> Vec<ConvSp
         }
     }
 }
+
+/// A random but structurally complete detector bundle: a 128x128x3 -> 8x8x32 stem (stride 16),
+/// `body` agents with 5 outputs and 3 keypoint agents per COCO keypoint with 3 outputs, the
+/// tiers and manifest the shipped bundle has. For tests and benches of the detection plumbing
+/// (its outputs are meaningless).
+pub fn detector_bundle(seed: u64, body_agents: usize) -> Result<super::bundle::Bundle, String> {
+    use super::bundle::{AgentInfo, Bundle, Provenance, TierManifest};
+    let mut rng = Rng::new(seed);
+    let conv = |in_c, out_c, kernel, stride, groups| ConvSpec {
+        in_c,
+        out_c,
+        kernel,
+        stride,
+        groups,
+        activation: Activation::Relu6,
+    };
+    let stem_specs = [
+        conv(3, 8, 3, 2, 1),
+        conv(8, 8, 3, 2, 8),
+        conv(8, 16, 1, 1, 1),
+        conv(16, 16, 3, 2, 16),
+        conv(16, 32, 1, 1, 1),
+        conv(32, 32, 3, 2, 32),
+        conv(32, 32, 1, 1, 1),
+    ];
+    let input = MapShape::new(128, 128, 3);
+    let pixel_q = QuantParams {
+        scale: 1.0 / 127.5,
+        zero_point: 0,
+    };
+    let calib = random_map(&mut rng, input, -1.0, 1.0);
+    let stem = random_quant_net(&mut rng, &stem_specs, pixel_q, &calib, input)
+        .map_err(|e| e.to_string())?;
+    let feat_q = stem.output_q();
+    let grid = MapShape::new(8, 8, 32);
+    let feat = random_map(&mut rng, grid, 0.0, 6.0);
+    let head = |out_c| {
+        let mut s = vec![conv(32, 8, 1, 1, 1), conv(8, 8, 3, 1, 8)];
+        s.push(ConvSpec {
+            activation: Activation::None,
+            ..conv(8, out_c, 1, 1, 1)
+        });
+        s
+    };
+    let mut agents = Vec::new();
+    for b in 0..body_agents {
+        let net =
+            random_quant_net(&mut rng, &head(5), feat_q, &feat, grid).map_err(|e| e.to_string())?;
+        let info = AgentInfo {
+            name: format!("body_{b}"),
+            tier: "body".into(),
+            keypoint: "person".into(),
+            specialisation: "synthetic".into(),
+        };
+        agents.push((info, net));
+    }
+    for name in crate::pose::KEYPOINT_NAMES {
+        for a in 0..3 {
+            let net = random_quant_net(&mut rng, &head(3), feat_q, &feat, grid)
+                .map_err(|e| e.to_string())?;
+            let info = AgentInfo {
+                name: format!("{name}_{a}"),
+                tier: "keypoint".into(),
+                keypoint: name.into(),
+                specialisation: "synthetic".into(),
+            };
+            agents.push((info, net));
+        }
+    }
+    let tier = |name: &str| TierManifest {
+        name: name.into(),
+        channels: 32,
+        input_quant: feat_q,
+    };
+    let mut tiers = vec![tier("keypoint")];
+    if body_agents > 0 {
+        tiers.insert(0, tier("body"));
+    }
+    Bundle::new(
+        tiers,
+        Some(("retina".into(), input, stem)),
+        agents,
+        Provenance {
+            command: format!("engine::synth::detector_bundle({seed}, {body_agents})"),
+            data: "random".into(),
+            seed,
+            notes: "synthetic weights for plumbing tests".into(),
+        },
+    )
+    .map_err(|e| e.to_string())
+}

@@ -1,0 +1,526 @@
+//! The detection tiers of `swarmdetect`, as plain Rust: the shared stem ("retina") over the
+//! letterboxed frame feeds the body agents (person boxes); over each person's square crop it
+//! feeds the keypoint agents, whose candidates go into the [`PoseFrame`] for consensus.
+//!
+//! Everything is sized in [`Detector::new`]; [`Detector::detect`] allocates nothing except
+//! when a frame has more persons than any frame before (the frame's own vectors grow once).
+//! Person crops run in parallel with rayon, one [`CropWorker`] (stem + keypoint swarms +
+//! scratch) per thread.
+
+pub mod decode;
+pub mod governor;
+pub mod sample;
+
+use crate::engine::bundle::Bundle;
+use crate::engine::{
+    ActiveBackend, Backend, EngineError, MapShape, QuantParams, Swarm, SwarmRunner,
+};
+use crate::pose::{
+    BBox, Candidate, KEYPOINT_NAMES, Keypoint, NUM_KEYPOINTS, Person, PoseFrame, Stage, Tier,
+    Visibility,
+};
+use decode::{BODY_CHANNELS, BoxProposal, KEYPOINT_CHANNELS};
+use sample::{RgbView, Sampler, Window};
+use std::fmt;
+use std::time::Instant;
+
+/// Tier names in the bundle.
+pub const BODY_TIER: &str = "body";
+pub const KEYPOINT_TIER: &str = "keypoint";
+/// Square keypoint-crop margin when the bundle does not say (the training default).
+pub const DEFAULT_CROP_MARGIN: f32 = 0.25;
+/// Body proposals overlapping a better one by more than this IoU are dropped.
+pub const NMS_IOU: f32 = 0.5;
+/// Hard cap on persons per frame (sizes the scratch).
+pub const MAX_PERSONS: usize = 64;
+/// Keypoints whose provisional score is below this are marked hidden.
+const PROVISIONAL_VISIBLE: f32 = 0.2;
+
+/// Why a detector could not be built or run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DetectError {
+    /// The bundle lacks what a detector needs (a stem, a keypoint tier...).
+    Bundle(String),
+    Engine(EngineError),
+    /// The frame's pixels do not match its declared geometry.
+    BadFrame(String),
+}
+
+impl fmt::Display for DetectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bundle(s) => write!(f, "unusable bundle: {s}"),
+            Self::Engine(e) => write!(f, "agent engine: {e}"),
+            Self::BadFrame(s) => write!(f, "bad frame: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for DetectError {}
+
+impl From<EngineError> for DetectError {
+    fn from(e: EngineError) -> Self {
+        Self::Engine(e)
+    }
+}
+
+/// Per-frame knobs (element properties); may change between frames.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DetectConfig {
+    pub max_persons: usize,
+    pub min_person_score: f32,
+    /// Keypoint agents used per keypoint; clamped to `1..=Detector::max_agents_per_keypoint()`.
+    pub agents_per_keypoint: usize,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            max_persons: 10,
+            min_person_score: 0.3,
+            agents_per_keypoint: usize::MAX,
+        }
+    }
+}
+
+/// The stem over one window: sampler, int8 input, runner, requantised output.
+struct Stem {
+    sampler: Sampler,
+    input: Vec<i8>,
+    runner: SwarmRunner,
+    out_f: Vec<f32>,
+    out_q: Vec<i8>,
+    out_quant: QuantParams,
+}
+
+impl Stem {
+    fn new(bundle: &Bundle, backend: Backend) -> Result<Self, DetectError> {
+        let (net, manifest) = match (&bundle.stem, &bundle.manifest.stem) {
+            (Some(n), Some(m)) => (n, m),
+            _ => return Err(DetectError::Bundle("no stem".into())),
+        };
+        let input = manifest.input;
+        if input.c != 3 || input.h != input.w {
+            return Err(DetectError::Bundle(format!(
+                "stem input {}x{}x{}; a square RGB input is needed",
+                input.h, input.w, input.c
+            )));
+        }
+        let runner = SwarmRunner::new(&Swarm::new(vec![net.clone()])?, input, backend)?;
+        let len = runner.output_len();
+        Ok(Stem {
+            sampler: Sampler::new(input.w, net.input_q()),
+            input: vec![0; input.h * input.w * 3],
+            runner,
+            out_f: vec![0.0; len],
+            out_q: vec![0; len],
+            out_quant: net.output_q(),
+        })
+    }
+
+    /// Samples `win` of `img` and runs the stem; the int8 features are in `self.out_q`.
+    fn run(&mut self, img: &RgbView, win: Window) -> Result<(), DetectError> {
+        self.sampler.sample(img, win, &mut self.input);
+        self.runner.run(&self.input, &mut self.out_f)?;
+        // Exact: the runner dequantised these very levels with the same parameters.
+        for (q, &x) in self.out_q.iter_mut().zip(&self.out_f) {
+            *q = self.out_quant.quantize(x);
+        }
+        Ok(())
+    }
+}
+
+/// One person's keypoint result from a worker.
+#[derive(Clone, Copy, Debug, Default)]
+struct PersonKeypoints {
+    person: usize,
+    keypoints: [Keypoint; NUM_KEYPOINTS],
+}
+
+/// Everything one thread needs to process person crops.
+struct CropWorker {
+    stem: Stem,
+    /// Keypoint swarm per quality level (level `q` runs the first `q + 1` agents of each keypoint).
+    levels: Vec<SwarmRunner>,
+    out: Vec<f32>,
+    candidates: Vec<Candidate>,
+    results: Vec<PersonKeypoints>,
+}
+
+/// The body tier: its swarm on the worker-0 stem output, averaged maps and proposals.
+struct BodyStage {
+    runner: SwarmRunner,
+    agents: usize,
+    out: Vec<f32>,
+    mean: Vec<f32>,
+    proposals: Vec<BoxProposal>,
+}
+
+/// Identity of a keypoint agent inside a quality level's swarm.
+#[derive(Clone, Copy, Debug)]
+struct KeypointAgent {
+    /// Index among all bundle agents (the id reputations and candidates use).
+    bundle_index: u16,
+    keypoint: u8,
+}
+
+/// The detection tiers, ready to run on frames.
+pub struct Detector {
+    side: usize,
+    grid: MapShape,
+    stride: f32,
+    crop_margin: f32,
+    body: Option<BodyStage>,
+    workers: Vec<CropWorker>,
+    /// Per quality level, the agents of its swarm in runner order.
+    level_agents: Vec<Vec<KeypointAgent>>,
+    boxes: Vec<(BBox, f32)>,
+    status: String,
+}
+
+impl Detector {
+    /// Builds runners for every tier. CPU backends get one crop worker per rayon thread; a GPU
+    /// runs crops one after another on one worker.
+    pub fn new(bundle: &Bundle, backend: Backend) -> Result<Self, DetectError> {
+        let stem_manifest = bundle
+            .manifest
+            .stem
+            .as_ref()
+            .ok_or_else(|| DetectError::Bundle("no stem".into()))?;
+        let side = stem_manifest.input.w;
+        let stem_net = bundle.stem.as_ref().expect("manifest and nets agree");
+        let grid = stem_net.out_shape(stem_manifest.input)?;
+        if grid.h == 0 || grid.w == 0 || side % grid.w != 0 {
+            return Err(DetectError::Bundle(format!(
+                "stem output grid {}x{} does not divide its input side {side}",
+                grid.h, grid.w
+            )));
+        }
+        let stride = (side / grid.w) as f32;
+
+        // Keypoint agents grouped by keypoint, in manifest order within a keypoint.
+        let mut per_keypoint: [Vec<usize>; NUM_KEYPOINTS] = Default::default();
+        for (i, a) in bundle.manifest.agents.iter().enumerate() {
+            if a.tier != KEYPOINT_TIER {
+                continue;
+            }
+            let k = KEYPOINT_NAMES
+                .iter()
+                .position(|n| *n == a.keypoint)
+                .ok_or_else(|| {
+                    DetectError::Bundle(format!(
+                        "agent {}: unknown keypoint {}",
+                        a.name, a.keypoint
+                    ))
+                })?;
+            per_keypoint[k].push(i);
+        }
+        let max_level = per_keypoint.iter().map(Vec::len).max().unwrap_or(0);
+        if max_level == 0 {
+            return Err(DetectError::Bundle("no keypoint agents".into()));
+        }
+        if bundle.agents.len() > usize::from(u16::MAX) {
+            return Err(DetectError::Bundle("more agents than candidate ids".into()));
+        }
+        let level_agents: Vec<Vec<KeypointAgent>> = (1..=max_level)
+            .map(|q| {
+                per_keypoint
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(k, ids)| {
+                        ids.iter().take(q).map(move |&i| KeypointAgent {
+                            bundle_index: i as u16,
+                            keypoint: k as u8,
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        for (i, a) in bundle.manifest.agents.iter().enumerate() {
+            let out_c = bundle.agents[i].layers.last().map_or(0, |l| l.spec.out_c);
+            let expected = match a.tier.as_str() {
+                BODY_TIER => BODY_CHANNELS,
+                KEYPOINT_TIER => KEYPOINT_CHANNELS,
+                _ => continue,
+            };
+            if out_c != expected {
+                return Err(DetectError::Bundle(format!(
+                    "agent {} outputs {out_c} channels, tier {} needs {expected}",
+                    a.name, a.tier
+                )));
+            }
+        }
+
+        // Probe the backend once (Auto may try a GPU), then build every runner on the result.
+        let first_stem = Stem::new(bundle, backend)?;
+        let status = first_stem.runner.status().to_string();
+        let (backend, n_workers) = match first_stem.runner.active() {
+            ActiveBackend::Gpu => (Backend::Gpu, 1),
+            ActiveBackend::CpuScalar => (Backend::CpuScalar, rayon::current_num_threads().max(1)),
+            ActiveBackend::CpuSimd => (Backend::Cpu, rayon::current_num_threads().max(1)),
+        };
+        let make_worker = |stem: Stem| -> Result<CropWorker, DetectError> {
+            let levels = level_agents
+                .iter()
+                .map(|agents| {
+                    let nets = agents
+                        .iter()
+                        .map(|a| bundle.agents[usize::from(a.bundle_index)].clone())
+                        .collect();
+                    SwarmRunner::new(&Swarm::new(nets)?, grid, backend)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out_len = levels.last().map_or(0, SwarmRunner::output_len);
+            Ok(CropWorker {
+                stem,
+                levels,
+                out: vec![0.0; out_len],
+                candidates: Vec::with_capacity(MAX_PERSONS * NUM_KEYPOINTS * max_level),
+                results: Vec::with_capacity(MAX_PERSONS),
+            })
+        };
+        let mut workers = vec![make_worker(first_stem)?];
+        for _ in 1..n_workers {
+            workers.push(make_worker(Stem::new(bundle, backend)?)?);
+        }
+
+        let body = match bundle.swarm(BODY_TIER) {
+            Ok(swarm) => {
+                let agents = swarm.len();
+                let runner = SwarmRunner::new(&swarm, grid, backend)?;
+                let len = runner.output_len();
+                Some(BodyStage {
+                    runner,
+                    agents,
+                    out: vec![0.0; len],
+                    mean: vec![0.0; grid.h * grid.w * BODY_CHANNELS],
+                    proposals: Vec::with_capacity(grid.h * grid.w),
+                })
+            }
+            Err(_) => None,
+        };
+        let crop_margin = bundle
+            .manifest
+            .detector
+            .as_ref()
+            .map_or(DEFAULT_CROP_MARGIN, |d| d.crop_margin);
+        Ok(Detector {
+            side,
+            grid,
+            stride,
+            crop_margin,
+            body,
+            workers,
+            level_agents,
+            boxes: Vec::with_capacity(MAX_PERSONS),
+            status,
+        })
+    }
+
+    /// Backend description of the runners (see [`SwarmRunner::status`]).
+    pub fn status(&self) -> &str {
+        &self.status
+    }
+
+    pub fn max_agents_per_keypoint(&self) -> usize {
+        self.level_agents.len()
+    }
+
+    /// Keypoint agents that run per person at a given `agents_per_keypoint`.
+    pub fn active_keypoint_agents(&self, agents_per_keypoint: usize) -> usize {
+        self.level_agents[self.level(agents_per_keypoint)].len()
+    }
+
+    pub fn has_body_tier(&self) -> bool {
+        self.body.is_some()
+    }
+
+    fn level(&self, agents_per_keypoint: usize) -> usize {
+        agents_per_keypoint.clamp(1, self.level_agents.len()) - 1
+    }
+
+    /// Detects persons (or takes `upstream` boxes with their scores) and fills `frame.persons`
+    /// (box, score, provisional keypoints) and `frame.candidates` (every keypoint agent's
+    /// proposal), in the frame's pixel coordinates.
+    pub fn detect(
+        &mut self,
+        img: &RgbView,
+        upstream: Option<&[(BBox, f32)]>,
+        config: &DetectConfig,
+        frame: &mut PoseFrame,
+    ) -> Result<(), DetectError> {
+        if !img.is_consistent() {
+            return Err(DetectError::BadFrame(format!(
+                "{}x{} image, stride {}, {} bytes",
+                img.width,
+                img.height,
+                img.stride,
+                img.data.len()
+            )));
+        }
+        let max_persons = config.max_persons.clamp(1, MAX_PERSONS);
+        let started = Instant::now();
+        self.boxes.clear();
+        match upstream {
+            Some(boxes) => self.boxes.extend(boxes.iter().copied().take(max_persons)),
+            None => self.detect_bodies(img, config.min_person_score, max_persons)?,
+        }
+        frame
+            .timings
+            .set(Stage::Body, started.elapsed().as_nanos() as u64);
+
+        let started = Instant::now();
+        frame.persons.clear();
+        frame.candidates.clear();
+        frame
+            .persons
+            .extend(self.boxes.iter().map(|&(bbox, score)| Person {
+                bbox,
+                score,
+                ..Person::default()
+            }));
+        self.run_keypoints(img, config)?;
+        for w in &mut self.workers {
+            frame.candidates.extend_from_slice(&w.candidates);
+            for r in &w.results {
+                frame.persons[r.person].keypoints = r.keypoints;
+            }
+        }
+        frame
+            .timings
+            .set(Stage::Keypoint, started.elapsed().as_nanos() as u64);
+        Ok(())
+    }
+
+    /// Body tier on the letterboxed frame; fills `self.boxes`. Without a body tier the whole
+    /// frame is one person box.
+    fn detect_bodies(
+        &mut self,
+        img: &RgbView,
+        min_score: f32,
+        max_persons: usize,
+    ) -> Result<(), DetectError> {
+        let Some(body) = self.body.as_mut() else {
+            self.boxes.push((
+                BBox::new(0.0, 0.0, img.width as f32, img.height as f32),
+                1.0,
+            ));
+            return Ok(());
+        };
+        let win = Window::letterbox(img.width, img.height, self.side);
+        let stem = &mut self.workers[0].stem;
+        stem.run(img, win)?;
+        body.runner.run(&stem.out_q, &mut body.out)?;
+        decode::average_maps(&body.out, body.agents, &mut body.mean);
+        decode::decode_bodies(
+            &body.mean,
+            self.grid.h,
+            self.grid.w,
+            self.stride,
+            min_score,
+            NMS_IOU,
+            max_persons,
+            &mut body.proposals,
+        );
+        let (w, h) = (img.width as f32, img.height as f32);
+        for p in &body.proposals {
+            let (x0, y0) = win.to_image(p.cx - p.w / 2.0, p.cy - p.h / 2.0);
+            let (x1, y1) = win.to_image(p.cx + p.w / 2.0, p.cy + p.h / 2.0);
+            let (x0, y0, x1, y1) = (
+                x0.clamp(0.0, w),
+                y0.clamp(0.0, h),
+                x1.clamp(0.0, w),
+                y1.clamp(0.0, h),
+            );
+            if x1 - x0 >= 2.0 && y1 - y0 >= 2.0 {
+                self.boxes
+                    .push((BBox::new(x0, y0, x1 - x0, y1 - y0), p.score));
+            }
+        }
+        Ok(())
+    }
+
+    /// Keypoint tier over every person crop, persons spread over the workers.
+    fn run_keypoints(&mut self, img: &RgbView, config: &DetectConfig) -> Result<(), DetectError> {
+        let level = self.level(config.agents_per_keypoint);
+        let agents = &self.level_agents[level];
+        let (boxes, side, grid_w, stride, margin) = (
+            &self.boxes,
+            self.side,
+            self.grid.w,
+            self.stride,
+            self.crop_margin,
+        );
+        let n_workers = self.workers.len();
+        for w in &mut self.workers {
+            w.candidates.clear();
+            w.results.clear();
+        }
+        let work = |(w, worker): (usize, &mut CropWorker)| -> Result<(), DetectError> {
+            for (p, &(bbox, _)) in boxes.iter().enumerate().skip(w).step_by(n_workers) {
+                let win = Window::square(
+                    bbox.x + bbox.w / 2.0,
+                    bbox.y + bbox.h / 2.0,
+                    bbox.w.max(bbox.h) * (1.0 + margin),
+                    side,
+                );
+                worker.stem.run(img, win)?;
+                let runner = &mut worker.levels[level];
+                let out = &mut worker.out[..runner.output_len()];
+                runner.run(&worker.stem.out_q, out)?;
+                let offsets = runner.offsets();
+                let mut sums = [(0.0f32, 0.0f32, 0.0f32, 0u32); NUM_KEYPOINTS];
+                for (j, agent) in agents.iter().enumerate() {
+                    let (u, v, confidence) =
+                        decode::decode_keypoint(&out[offsets[j]..offsets[j + 1]], grid_w, stride);
+                    let (x, y) = win.to_image(u, v);
+                    worker.candidates.push(Candidate {
+                        agent: agent.bundle_index,
+                        tier: Tier::Keypoint,
+                        keypoint: agent.keypoint,
+                        person: p as u16,
+                        x,
+                        y,
+                        confidence,
+                    });
+                    let s = &mut sums[usize::from(agent.keypoint)];
+                    *s = (
+                        s.0 + x * confidence,
+                        s.1 + y * confidence,
+                        s.2 + confidence,
+                        s.3 + 1,
+                    );
+                }
+                // Provisional pose (confidence-weighted mean, as trained); consensus refines it.
+                let keypoints = std::array::from_fn(|k| {
+                    let (sx, sy, sc, n) = sums[k];
+                    if n == 0 || sc <= 0.0 {
+                        return Keypoint::default();
+                    }
+                    let score = sc / n as f32;
+                    Keypoint {
+                        x: sx / sc,
+                        y: sy / sc,
+                        score,
+                        visibility: if score >= PROVISIONAL_VISIBLE {
+                            Visibility::Visible
+                        } else {
+                            Visibility::Hidden
+                        },
+                    }
+                });
+                worker.results.push(PersonKeypoints {
+                    person: p,
+                    keypoints,
+                });
+            }
+            Ok(())
+        };
+        if n_workers == 1 || boxes.len() <= 1 {
+            work((0, &mut self.workers[0]))
+        } else {
+            use rayon::prelude::*;
+            self.workers.par_iter_mut().enumerate().try_for_each(work)
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Resampling video pixels into a stem's int8 input: the letterboxed whole frame (body tier)
+//! and square person crops (keypoint tier). Plain Rust, no GStreamer types.
+//!
+//! Geometry follows the training code (OpenCV `warpAffine`, bilinear, constant-0 border, pixel
+//! index coordinates): input pixel `(u, v)` samples the image at `x = (u - u0) / scale`,
+//! `y = (v - v0) / scale`. Pixels are RGB; `x = p / 127.5 - 1` is then quantised with the stem's
+//! input parameters through a 256-entry table (the bundle's pixel convention).
+
+use crate::engine::QuantParams;
+
+/// A packed RGB(A) image borrowed from a video frame.
+#[derive(Clone, Copy, Debug)]
+pub struct RgbView<'a> {
+    pub data: &'a [u8],
+    pub width: usize,
+    pub height: usize,
+    /// Bytes per row.
+    pub stride: usize,
+    /// Bytes per pixel (3 or 4).
+    pub pixel_stride: usize,
+    /// Byte offsets of R, G and B inside a pixel.
+    pub offsets: [usize; 3],
+}
+
+impl RgbView<'_> {
+    /// Whether `data` holds every pixel the geometry promises.
+    pub fn is_consistent(&self) -> bool {
+        self.width > 0
+            && self.height > 0
+            && self.offsets.iter().all(|&o| o < self.pixel_stride)
+            && self.stride >= self.width * self.pixel_stride
+            && self.data.len() >= (self.height - 1) * self.stride + self.width * self.pixel_stride
+    }
+}
+
+/// Maps a model input window onto the image: `u = scale * x + u0`, `v = scale * y + v0`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    pub scale: f32,
+    pub u0: f32,
+    pub v0: f32,
+}
+
+impl Window {
+    /// The whole `width x height` frame scaled to fit a `side x side` input, centred, black
+    /// borders (the body tier's letterbox).
+    pub fn letterbox(width: usize, height: usize, side: usize) -> Self {
+        let scale = side as f32 / width.max(height).max(1) as f32;
+        Window {
+            scale,
+            u0: (side as f32 - width as f32 * scale) / 2.0,
+            v0: (side as f32 - height as f32 * scale) / 2.0,
+        }
+    }
+
+    /// A square of `crop_side` image pixels centred on `(cx, cy)`, scaled to `side`.
+    pub fn square(cx: f32, cy: f32, crop_side: f32, side: usize) -> Self {
+        let scale = side as f32 / crop_side.max(1.0);
+        let half = side as f32 / 2.0;
+        Window {
+            scale,
+            u0: half - scale * cx,
+            v0: half - scale * cy,
+        }
+    }
+
+    /// Image coordinates of a model-input point.
+    pub fn to_image(&self, u: f32, v: f32) -> (f32, f32) {
+        ((u - self.u0) / self.scale, (v - self.v0) / self.scale)
+    }
+}
+
+/// Quantised value of each 8-bit pixel level.
+pub fn pixel_table(q: QuantParams) -> [i8; 256] {
+    std::array::from_fn(|p| q.quantize(p as f32 / 127.5 - 1.0))
+}
+
+/// One axis' bilinear taps: first index (may be out of range) and the weight of the second.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tap {
+    i0: isize,
+    w1: f32,
+}
+
+/// Reusable scratch for [`Sampler::sample`]; sized once for a `side x side` input.
+#[derive(Clone, Debug)]
+pub struct Sampler {
+    side: usize,
+    table: [i8; 256],
+    cols: Vec<Tap>,
+}
+
+impl Sampler {
+    pub fn new(side: usize, input_q: QuantParams) -> Self {
+        Sampler {
+            side,
+            table: pixel_table(input_q),
+            cols: vec![Tap::default(); side],
+        }
+    }
+
+    pub fn side(&self) -> usize {
+        self.side
+    }
+
+    /// Fills `out` (`side * side * 3`, HWC RGB) with the window of `img`. Allocates nothing.
+    pub fn sample(&mut self, img: &RgbView, win: Window, out: &mut [i8]) {
+        let side = self.side;
+        debug_assert_eq!(out.len(), side * side * 3);
+        let tap = |u: usize, origin: f32| {
+            let x = (u as f32 - origin) / win.scale;
+            let f = x.floor();
+            Tap {
+                i0: f as isize,
+                w1: x - f,
+            }
+        };
+        for (u, c) in self.cols.iter_mut().enumerate() {
+            *c = tap(u, win.u0);
+        }
+        let (w, h) = (img.width as isize, img.height as isize);
+        let texel = |x: isize, y: isize, ch: usize| -> f32 {
+            if x < 0 || y < 0 || x >= w || y >= h {
+                0.0
+            } else {
+                let i = y as usize * img.stride + x as usize * img.pixel_stride + img.offsets[ch];
+                f32::from(img.data[i])
+            }
+        };
+        for v in 0..side {
+            let row = tap(v, win.v0);
+            let (y0, fy) = (row.i0, row.w1);
+            let out_row = &mut out[v * side * 3..(v + 1) * side * 3];
+            for (u, col) in self.cols.iter().enumerate() {
+                let (x0, fx) = (col.i0, col.w1);
+                for ch in 0..3 {
+                    let top = texel(x0, y0, ch) * (1.0 - fx) + texel(x0 + 1, y0, ch) * fx;
+                    let bottom =
+                        texel(x0, y0 + 1, ch) * (1.0 - fx) + texel(x0 + 1, y0 + 1, ch) * fx;
+                    let p = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as usize;
+                    out_row[u * 3 + ch] = self.table[p];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q() -> QuantParams {
+        QuantParams {
+            scale: 1.0 / 127.5,
+            zero_point: 0,
+        }
+    }
+
+    #[test]
+    fn letterbox_centres_the_frame() {
+        let w = Window::letterbox(640, 480, 128);
+        assert!((w.scale - 0.2).abs() < 1e-6);
+        assert_eq!((w.u0, w.v0), (0.0, 16.0));
+        let (x, y) = w.to_image(64.0, 64.0);
+        assert!((x - 320.0).abs() < 1e-3 && (y - 240.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn square_window_maps_centre_to_centre() {
+        let w = Window::square(100.0, 50.0, 64.0, 128);
+        assert_eq!(w.to_image(64.0, 64.0), (100.0, 50.0));
+        assert_eq!(w.to_image(0.0, 0.0), (68.0, 18.0));
+    }
+
+    #[test]
+    fn samples_pixels_and_black_border() {
+        // 2x1 BGRx image: left pixel pure red, right pixel pure blue.
+        let data = [0u8, 0, 255, 0, 255, 0, 0, 0];
+        let img = RgbView {
+            data: &data,
+            width: 2,
+            height: 1,
+            stride: 8,
+            pixel_stride: 4,
+            offsets: [2, 1, 0],
+        };
+        assert!(img.is_consistent());
+        let mut s = Sampler::new(4, q());
+        let mut out = vec![0i8; 4 * 4 * 3];
+        // Identity scale, image at the top-left: input (0,0) = red, (1,0) = blue, rest black.
+        s.sample(
+            &img,
+            Window {
+                scale: 1.0,
+                u0: 0.0,
+                v0: 0.0,
+            },
+            &mut out,
+        );
+        let t = pixel_table(q());
+        assert_eq!(&out[0..3], &[t[255], t[0], t[0]]);
+        assert_eq!(&out[3..6], &[t[0], t[0], t[255]]);
+        assert_eq!(&out[6..9], &[t[0]; 3]);
+        assert_eq!(&out[12..15], &[t[0]; 3]);
+    }
+}
