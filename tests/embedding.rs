@@ -26,17 +26,14 @@ fn build_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The detector chain: swarmdetect when the plugin has it, else identity.
-fn detector() -> (&'static str, bool) {
+/// The detector, checked to be in the plugin.
+fn detector() -> &'static str {
     util::init();
-    // TODO(swarmdetect): once swarmdetect is in the plugin, drop this fallback (a missing
-    // detector must then fail the test) and always require persons.
-    if gst::ElementFactory::find(DETECT).is_some() {
-        (DETECT, true)
-    } else {
-        println!("NOTE: {DETECT} is not in this build: running with identity, persons not checked");
-        ("identity", false)
-    }
+    assert!(
+        gst::ElementFactory::find(DETECT).is_some(),
+        "{DETECT} is not in the plugin"
+    );
+    DETECT
 }
 
 fn clip(test: &str) -> Option<PathBuf> {
@@ -83,8 +80,8 @@ fn text(out: &Output) -> (String, String) {
 }
 
 /// Checks an example's output: FRAMES frame lines, stats messages from every element given
-/// stats-interval, a summary that adds up, and persons when the detector is real.
-fn check_output(stdout: &str, elements: &[&str], real_detector: bool) {
+/// stats-interval, a summary that adds up, and persons on the crowded clip.
+fn check_output(stdout: &str, elements: &[&str]) {
     let frames: Vec<&str> = stdout.lines().filter(|l| l.starts_with("frame ")).collect();
     assert_eq!(frames.len(), FRAMES, "{stdout}");
     let persons: usize = frames
@@ -117,9 +114,7 @@ fn check_output(stdout: &str, elements: &[&str], real_detector: bool) {
         "{summary}"
     );
     println!("{summary}");
-    if real_detector {
-        assert!(persons >= 1, "no person found on a crowded clip: {stdout}");
-    }
+    assert!(persons >= 1, "no person found on a crowded clip: {stdout}");
 }
 
 #[test]
@@ -128,7 +123,7 @@ fn python_reads_persons_and_stats_from_the_standard_metas() {
     let (Some(clip), Some(python)) = (clip(TEST), python(TEST)) else {
         return;
     };
-    let (detect, real) = detector();
+    let detect = detector();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(&python)
         .arg(root.join("examples/embed.py"))
@@ -145,7 +140,7 @@ fn python_reads_persons_and_stats_from_the_standard_metas() {
         .expect("python runs");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    check_output(&stdout, &["swarmconsensus", "swarmtrack"], real);
+    check_output(&stdout, &["swarmconsensus", "swarmtrack"]);
 }
 
 #[test]
@@ -179,7 +174,7 @@ fn rust_appsink_example_reads_persons_through_pose_meta() {
         );
         return;
     }
-    let (detect, real) = detector();
+    let detect = detector();
     let out = Command::new(&exe)
         .arg(&clip)
         .args(["--detect", detect])
@@ -195,5 +190,5 @@ fn rust_appsink_example_reads_persons_through_pose_meta() {
         .expect("the example runs");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    check_output(&stdout, &["swarmconsensus"], real);
+    check_output(&stdout, &["swarmconsensus"]);
 }

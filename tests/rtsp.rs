@@ -143,15 +143,10 @@ fn rtsp_ingest_produces_poses_and_ends_with_an_error_when_the_server_stops() {
         );
         return;
     }
-    // TODO(swarmdetect): once swarmdetect is in the plugin, drop this fallback (a missing
-    // detector must then fail the test) and always require persons below.
-    let real_detector = gst::ElementFactory::find(DETECT).is_some();
-    let detect = if real_detector {
-        DETECT
-    } else {
-        println!("NOTE: {DETECT} is not in this build: running with identity, persons not checked");
-        "identity"
-    };
+    assert!(
+        gst::ElementFactory::find(DETECT).is_some(),
+        "{DETECT} is not in the plugin"
+    );
 
     // Live re-encode: x264 tuned for zero latency, a key frame every second so the client
     // can start decoding at once.
@@ -165,7 +160,7 @@ fn rtsp_ingest_produces_poses_and_ends_with_an_error_when_the_server_stops() {
     let _ = std::fs::remove_file(&json);
     let pipeline = gst::parse::launch(&format!(
         "rtspsrc location=rtsp://127.0.0.1:{}/clip latency=0 ! decodebin ! videoconvert \
-         ! videoscale ! video/x-raw,width=640,height=480 ! {detect} ! swarmconsensus \
+         ! videoscale ! video/x-raw,width=640,height=480 ! {DETECT} ! swarmconsensus \
          ! swarmtrack ! swarmjson location=\"{}\" ! fakesink name=sink",
         server.port,
         json.display()
@@ -291,7 +286,10 @@ fn rtsp_ingest_produces_poses_and_ends_with_an_error_when_the_server_stops() {
     );
     assert!(lines >= FRAMES_BEFORE_STOP, "{lines} JSON lines");
     assert_eq!(lines, frames.load(Ordering::SeqCst), "one line per frame");
-    if real_detector {
-        assert!(json_persons >= 1, "no person detected on a crowded clip");
-    }
+    assert!(json_persons >= 1, "no person detected on a crowded clip");
+    assert_eq!(
+        json_persons,
+        persons.load(Ordering::SeqCst),
+        "JSON and meta agree"
+    );
 }
