@@ -127,10 +127,8 @@ fn run(args: &Args) -> Result<(), String> {
                         err.debug()
                     ));
                 }
-                gst::MessageView::Element(e) => {
-                    if e.structure().is_some_and(print_stats) {
-                        *stats += 1;
-                    }
+                gst::MessageView::Element(e) if e.structure().is_some_and(print_stats) => {
+                    *stats += 1;
                 }
                 _ => {}
             }
