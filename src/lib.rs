@@ -1,9 +1,9 @@
 //! swarmpose: real-time multi-person pose estimation and tracking as a swarm of tiny int8
 //! agents, packaged as GStreamer elements.
 //!
-//! The engine modules (`pose`, `json`, `draw`, `overlay`, `consensus`, `track`, `engine`) are
-//! plain Rust with no GStreamer types; `meta` and the elements under `elements/` are the
-//! GStreamer glue.
+//! The engine modules (`pose`, `json`, `draw`, `overlay`, `consensus`, `track`, `engine`,
+//! `stats`) are plain Rust with no GStreamer types; `meta`, `stats_glue` and the elements
+//! under `elements/` are the GStreamer glue.
 
 use gst::glib;
 
@@ -16,6 +16,8 @@ pub mod meta;
 pub mod overlay;
 mod pads;
 pub mod pose;
+pub mod stats;
+pub mod stats_glue;
 pub mod track;
 
 #[path = "../elements/swarmconsensus/mod.rs"]

@@ -1,6 +1,8 @@
 use crate::consensus::{Consensus, ConsensusConfig};
 use crate::meta::{PoseMeta, mirror_as_roi};
 use crate::pose::Stage;
+use crate::stats::FrameSample;
+use crate::stats_glue::{self, StatsMonitor};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -34,6 +36,7 @@ impl Default for Settings {
 pub struct SwarmConsensus {
     settings: Mutex<Settings>,
     consensus: Mutex<Consensus>,
+    stats: Mutex<StatsMonitor>,
 }
 
 #[glib::object_subclass]
@@ -71,11 +74,18 @@ impl ObjectImpl for SwarmConsensus {
                     .mutable_playing()
                     .build(),
             ]
+            .into_iter()
+            .chain(stats_glue::properties())
+            .collect()
         });
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if stats_glue::set_property(&self.stats, pspec.name(), value) {
+            gst::debug!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
+            return;
+        }
         let mut s = self.settings.lock().unwrap();
         match pspec.name() {
             "inlier-radius" => s.config.inlier_radius = value.get().expect("type checked upstream"),
@@ -89,6 +99,9 @@ impl ObjectImpl for SwarmConsensus {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if let Some(v) = stats_glue::property(&*self.obj(), &self.stats, pspec.name()) {
+            return v;
+        }
         let s = self.settings.lock().unwrap();
         match pspec.name() {
             "inlier-radius" => s.config.inlier_radius.to_value(),
@@ -124,6 +137,10 @@ impl ElementImpl for SwarmConsensus {
     }
 }
 
+// LATENCY: not overridden. The element is a synchronous in-place filter that holds no
+// buffer, so it adds 0 to upstream's latency; BaseTransform's default query handler already
+// forwards the query to the peer and returns its answer unchanged, which is exactly that
+// (gst-plugins-rs does the same: only elements that hold data, e.g. audiornnoise, override it).
 impl BaseTransformImpl for SwarmConsensus {
     // In place without touching pixels: a non-writable buffer costs a shallow copy only.
     const MODE: gst_base::subclass::BaseTransformMode =
@@ -131,19 +148,31 @@ impl BaseTransformImpl for SwarmConsensus {
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        // Rates and counters describe one run of the element.
+        self.stats.lock().unwrap().reset();
+        Ok(())
+    }
+
     fn transform_ip(
         &self,
         buffer: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let started = Instant::now();
         let (config, keep) = {
             let s = self.settings.lock().unwrap();
             (s.config, s.keep_candidates)
         };
-        {
+        let sample = {
             let Some(mut meta) = buffer.meta_mut::<PoseMeta>() else {
+                // Nothing to fuse: the frame passes untouched, counted as degraded.
+                let sample = FrameSample {
+                    degraded: true,
+                    ..stats_glue::sample_since(started)
+                };
+                stats_glue::record_frame(&*self.obj(), &self.stats, &sample);
                 return Ok(gst::FlowSuccess::Ok);
             };
-            let started = Instant::now();
             let frame = meta.frame_mut();
             let mut consensus = self.consensus.lock().unwrap();
             consensus.config = config;
@@ -161,8 +190,20 @@ impl BaseTransformImpl for SwarmConsensus {
                 frame.candidates.len(),
                 frame.persons.len()
             );
-        }
+            FrameSample {
+                persons: frame.persons.len() as u32,
+                // The detector's stage times ride along in the meta.
+                stages: Some(frame.timings),
+                ..FrameSample::default()
+            }
+        };
         mirror_as_roi(buffer);
+        let sample = FrameSample {
+            persons: sample.persons,
+            stages: sample.stages,
+            ..stats_glue::sample_since(started)
+        };
+        stats_glue::record_frame(&*self.obj(), &self.stats, &sample);
         Ok(gst::FlowSuccess::Ok)
     }
 }

@@ -1,7 +1,9 @@
 use crate::draw::{Canvas, PixelFormat, Plane};
 use crate::meta::PoseMeta;
 use crate::overlay::{OverlayStyle, draw_persons};
-use crate::pose::Person;
+use crate::pose::{Person, Stage, StageTimings};
+use crate::stats::FrameSample;
+use crate::stats_glue::{self, StatsMonitor};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -9,6 +11,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use std::sync::{LazyLock, Mutex};
+use std::time::Instant;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -49,6 +52,7 @@ pub struct SwarmOverlay {
     /// Persons of the current frame, copied out of the meta so the frame's planes can be
     /// borrowed mutably; reused, so drawing allocates nothing after the first frames.
     persons: Mutex<Vec<Person>>,
+    stats: Mutex<StatsMonitor>,
 }
 
 #[glib::object_subclass]
@@ -121,11 +125,18 @@ impl ObjectImpl for SwarmOverlay {
                     .flags(flags)
                     .build(),
             ]
+            .into_iter()
+            .chain(stats_glue::properties())
+            .collect()
         });
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if stats_glue::set_property(&self.stats, pspec.name(), value) {
+            gst::debug!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
+            return;
+        }
         let mut style = self.style.lock().unwrap();
         match pspec.name() {
             "draw-skeleton" => style.skeleton = value.get().expect("type checked upstream"),
@@ -142,6 +153,9 @@ impl ObjectImpl for SwarmOverlay {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if let Some(v) = stats_glue::property(&*self.obj(), &self.stats, pspec.name()) {
+            return v;
+        }
         let style = self.style.lock().unwrap();
         match pspec.name() {
             "draw-skeleton" => style.skeleton.to_value(),
@@ -184,30 +198,43 @@ impl ElementImpl for SwarmOverlay {
     }
 }
 
+// LATENCY: not overridden. Drawing is synchronous and in place and no buffer is held, so
+// the element adds 0 to upstream's latency; BaseTransform's default handler forwards the
+// query to the peer and returns its answer unchanged, which is exactly that (the
+// gst-plugins-rs practice for non-buffering video filters).
 impl BaseTransformImpl for SwarmOverlay {
     const MODE: gst_base::subclass::BaseTransformMode =
         gst_base::subclass::BaseTransformMode::AlwaysInPlace;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        self.stats.lock().unwrap().reset();
+        Ok(())
+    }
 }
 
-impl VideoFilterImpl for SwarmOverlay {
-    fn transform_frame_ip(
+impl SwarmOverlay {
+    /// Draws the frame's poses; returns (persons drawn, the frame had no pose meta, the
+    /// meta's stage times).
+    fn draw(
         &self,
         frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+    ) -> Result<(usize, bool, Option<StageTimings>), gst::FlowError> {
         let mut persons = self.persons.lock().unwrap();
+        let stages;
         persons.clear();
         let (meta_w, meta_h) = match frame.buffer().meta::<PoseMeta>() {
             Some(meta) => {
                 let f = meta.frame();
                 persons.extend_from_slice(&f.persons);
+                stages = Some(f.timings);
                 (f.width, f.height)
             }
-            None => return Ok(gst::FlowSuccess::Ok),
+            None => return Ok((0, true, None)),
         };
         if persons.is_empty() {
-            return Ok(gst::FlowSuccess::Ok);
+            return Ok((0, false, stages));
         }
         let (width, height) = (frame.width(), frame.height());
         // A meta describing another frame size (an element in between ignored it) is
@@ -241,6 +268,28 @@ impl VideoFilterImpl for SwarmOverlay {
             })?;
         draw_persons(&mut canvas, &persons, scale, &style);
         gst::trace!(CAT, imp = self, "drew {} persons", persons.len());
+        Ok((persons.len(), false, stages))
+    }
+}
+
+impl VideoFilterImpl for SwarmOverlay {
+    fn transform_frame_ip(
+        &self,
+        frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let started = Instant::now();
+        let (persons, degraded, stages) = self.draw(frame)?;
+        let mut sample = FrameSample {
+            persons: persons as u32,
+            // No pose meta: nothing could be drawn.
+            degraded,
+            stages,
+            ..stats_glue::sample_since(started)
+        };
+        if let Some(t) = sample.stages.as_mut() {
+            t.set(Stage::Overlay, sample.processing_ns);
+        }
+        stats_glue::record_frame(&*self.obj(), &self.stats, &sample);
         Ok(gst::FlowSuccess::Ok)
     }
 }

@@ -1,11 +1,14 @@
 use crate::meta::{PoseMeta, mirror_as_roi};
-use crate::pose::PoseFrame;
+use crate::pose::{PoseFrame, Stage};
+use crate::stats::FrameSample;
+use crate::stats_glue::{self, StatsMonitor};
 use crate::track::{Config, Tracker};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use std::sync::{LazyLock, Mutex};
+use std::time::Instant;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -29,6 +32,7 @@ struct State {
 pub struct SwarmTrack {
     settings: Mutex<Config>,
     state: Mutex<State>,
+    stats: Mutex<StatsMonitor>,
 }
 
 impl SwarmTrack {
@@ -150,11 +154,18 @@ impl ObjectImpl for SwarmTrack {
                     d.measurement_noise,
                 ),
             ]
+            .into_iter()
+            .chain(stats_glue::properties())
+            .collect()
         });
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if stats_glue::set_property(&self.stats, pspec.name(), value) {
+            gst::debug!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
+            return;
+        }
         {
             let mut s = self.settings.lock().unwrap();
             let float = || value.get::<f64>().expect("type checked upstream") as f32;
@@ -175,6 +186,9 @@ impl ObjectImpl for SwarmTrack {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if let Some(v) = stats_glue::property(&*self.obj(), &self.stats, pspec.name()) {
+            return v;
+        }
         let s = self.settings.lock().unwrap();
         match pspec.name() {
             "max-age" => s.max_age.to_value(),
@@ -216,6 +230,10 @@ impl ElementImpl for SwarmTrack {
     }
 }
 
+// LATENCY: not overridden. Tracking runs synchronously on each buffer and holds none back
+// (prediction fills gaps, it never delays), so the element adds 0 to upstream's latency;
+// BaseTransform's default handler forwards the query to the peer and returns its answer
+// unchanged, which is exactly that (the gst-plugins-rs practice for non-buffering filters).
 impl BaseTransformImpl for SwarmTrack {
     const MODE: gst_base::subclass::BaseTransformMode =
         gst_base::subclass::BaseTransformMode::AlwaysInPlace;
@@ -225,6 +243,7 @@ impl BaseTransformImpl for SwarmTrack {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         self.reset("start");
         self.apply_settings();
+        self.stats.lock().unwrap().reset();
         Ok(())
     }
 
@@ -261,9 +280,11 @@ impl BaseTransformImpl for SwarmTrack {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let started = Instant::now();
         let mut state = self.state.lock().unwrap();
         let state = &mut *state;
-        match buf.meta_mut::<PoseMeta>() {
+        // (persons out, frame had no detections, stage times) for the stats.
+        let (persons, degraded, stages) = match buf.meta_mut::<PoseMeta>() {
             Some(mut meta) => {
                 let frame = meta.frame_mut();
                 let before = frame.persons.len();
@@ -288,6 +309,10 @@ impl BaseTransformImpl for SwarmTrack {
                     frame.persons.len(),
                     state.tracker.live_tracks()
                 );
+                frame
+                    .timings
+                    .set(Stage::Track, started.elapsed().as_nanos() as u64);
+                (frame.persons.len(), false, Some(frame.timings))
             }
             None => {
                 let number = state.last_frame.map_or(0, |f| f.saturating_add(1));
@@ -302,10 +327,23 @@ impl BaseTransformImpl for SwarmTrack {
                     "frame {number} without detections: {} predicted persons",
                     frame.persons.len()
                 );
+                frame
+                    .timings
+                    .set(Stage::Track, started.elapsed().as_nanos() as u64);
+                let out = (frame.persons.len(), true, Some(frame.timings));
                 PoseMeta::add(buf, frame);
+                out
             }
-        }
+        };
         mirror_as_roi(buf);
+        let sample = FrameSample {
+            persons: persons as u32,
+            // A frame without detections got predicted poses only.
+            degraded,
+            stages,
+            ..stats_glue::sample_since(started)
+        };
+        stats_glue::record_frame(&*self.obj(), &self.stats, &sample);
         Ok(gst::FlowSuccess::Ok)
     }
 }
