@@ -284,3 +284,27 @@ fn gpu_backend_matches_cpu_exactly() {
     assert_eq!(cpu.persons, gpu.persons);
     assert_eq!(cpu.candidates, gpu.candidates);
 }
+
+#[test]
+fn stats_property_counts_frames_persons_and_agents() {
+    let mut h = harness("name=d min-person-score=0 max-persons=2 agents-per-keypoint=2 interval=2");
+    for _ in 0..4 {
+        h.push_and_pull(frame_buffer()).unwrap();
+    }
+    let bin = h.element().unwrap().downcast::<gst::Bin>().unwrap();
+    let stats = bin
+        .by_name("d")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    assert_eq!(stats.name(), "swarmpose-stats");
+    assert_eq!(stats.get::<u64>("frames").unwrap(), 4);
+    assert_eq!(
+        stats.get::<u64>("dropped").unwrap(),
+        0,
+        "interval skips are not drops"
+    );
+    // 4 body agents + 17 keypoints x 2 agents.
+    assert_eq!(stats.get::<u32>("agents-active").unwrap(), 4 + 34);
+    assert!(stats.get::<u64>("persons-total").unwrap() >= 2);
+    assert!(stats.get::<f64>("keypoint-ms").unwrap() > 0.0);
+}

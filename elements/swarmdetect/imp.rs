@@ -6,6 +6,8 @@ use crate::engine::Backend;
 use crate::engine::bundle::Bundle;
 use crate::meta::{PoseMeta, mirror_as_roi, set_pose_frame};
 use crate::pose::{BBox, PoseFrame};
+use crate::stats::{AgentCounts, FrameSample};
+use crate::stats_glue::{self, StatsMonitor};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -80,6 +82,7 @@ struct State {
 pub struct SwarmDetect {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    stats: Mutex<StatsMonitor>,
 }
 
 #[glib::object_subclass]
@@ -153,11 +156,18 @@ impl ObjectImpl for SwarmDetect {
                     .mutable_playing()
                     .build(),
             ]
+            .into_iter()
+            .chain(stats_glue::properties())
+            .collect()
         });
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if stats_glue::set_property(&self.stats, pspec.name(), value) {
+            gst::debug!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
+            return;
+        }
         let mut s = self.settings.lock().unwrap();
         let checked = "type checked upstream";
         match pspec.name() {
@@ -180,6 +190,9 @@ impl ObjectImpl for SwarmDetect {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if let Some(v) = stats_glue::property(&*self.obj(), &self.stats, pspec.name()) {
+            return v;
+        }
         let s = self.settings.lock().unwrap();
         match pspec.name() {
             "weights" => s.weights.to_value(),
@@ -304,6 +317,7 @@ impl BaseTransformImpl for SwarmDetect {
             info: None,
             frames: 0,
         });
+        self.stats.lock().unwrap().reset();
         Ok(())
     }
 
@@ -371,15 +385,22 @@ impl BaseTransformImpl for SwarmDetect {
         };
         let frame_no = state.frames;
         state.frames += 1;
+        let started = Instant::now();
         let requested = match settings.agents_per_keypoint {
             0 => state.detector.max_agents_per_keypoint(),
             n => (n as usize).min(state.detector.max_agents_per_keypoint()),
         };
         state.governor.set_requested(requested);
-        if !frame_no.is_multiple_of(u64::from(settings.interval.max(1)))
-            || state.governor.should_skip(frame_no)
-        {
+        let by_interval = !frame_no.is_multiple_of(u64::from(settings.interval.max(1)));
+        if by_interval || state.governor.should_skip(frame_no) {
             gst::trace!(CAT, imp = self, "frame {frame_no}: detection skipped");
+            drop(guard);
+            // A skip asked for by `interval` is normal; one forced by the load is a dropped detection.
+            let sample = FrameSample {
+                dropped: !by_interval,
+                ..stats_glue::sample_since(started)
+            };
+            stats_glue::record_frame(&*self.obj(), &self.stats, &sample);
             return Ok(gst::FlowSuccess::Ok);
         }
 
@@ -393,7 +414,6 @@ impl BaseTransformImpl for SwarmDetect {
             agents_per_keypoint: state.governor.agents_per_keypoint(),
         };
         let mut pose = PoseFrame::new(frame_no, info.width(), info.height());
-        let started = Instant::now();
         {
             let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).map_err(
                 |_| {
@@ -435,9 +455,25 @@ impl BaseTransformImpl for SwarmDetect {
             pose.persons.len(),
             pose.candidates.len()
         );
+        let agents = AgentCounts {
+            active: (state.detector.body_agents()
+                + state
+                    .detector
+                    .active_keypoint_agents(config.agents_per_keypoint)) as u32,
+            failed: 0,
+            quarantined: 0,
+        };
+        let sample = FrameSample {
+            persons: pose.persons.len() as u32,
+            degraded: state.governor.is_degraded(),
+            stages: Some(pose.timings),
+            agents: Some(agents),
+            ..stats_glue::sample_since(started)
+        };
         drop(guard);
         set_pose_frame(buffer, pose);
         mirror_as_roi(buffer);
+        stats_glue::record_frame(&*self.obj(), &self.stats, &sample);
         Ok(gst::FlowSuccess::Ok)
     }
 }

@@ -331,6 +331,11 @@ impl Detector {
         self.level_agents[self.level(agents_per_keypoint)].len()
     }
 
+    /// Body agents run on each detected frame (0 without a body tier).
+    pub fn body_agents(&self) -> usize {
+        self.body.as_ref().map_or(0, |b| b.agents)
+    }
+
     pub fn has_body_tier(&self) -> bool {
         self.body.is_some()
     }
