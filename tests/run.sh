@@ -8,6 +8,19 @@ export NODEVICE_SELECT=1 # silences Mesa's harmless XDG_RUNTIME_DIR warning
 
 cargo build --release --locked
 bash tools/pyenv.sh >/dev/null # pycocotools + py-motmetrics for the accuracy and tracking tests
+
+# The training pipeline must not rot: its smoke version (tiny subset, minutes; torch CPU use)
+# trains, exports a bundle, and the plugin must load and run that bundle.
+if [ -d "${SWARMPOSE_DATA:-../shared/data}" ]; then
+  SWARMPOSE_TRAIN_CACHE=${SWARMPOSE_TRAIN_CACHE:-$PWD/target/train-cache} bash training/run.sh --smoke >target/training-smoke.log 2>&1 \
+    || { tail -30 target/training-smoke.log; echo "training smoke FAILED (log: target/training-smoke.log)"; exit 1; }
+  smoke_bundle=${SWARMPOSE_TRAIN_CACHE:-$PWD/target/train-cache}/runs/smoke/swarmpose.bundle
+  GST_PLUGIN_PATH=$PWD/target/release gst-launch-1.0 -q videotestsrc num-buffers=3 ! video/x-raw,width=320,height=240 \
+    ! videoconvert ! swarmdetect backend=cpu weights="$smoke_bundle" ! swarmconsensus ! fakesink
+  echo "training smoke: ok ($(tail -1 target/training-smoke.log))"
+else
+  echo "training smoke: SKIPPED (no ../shared/data)"
+fi
 skips=target/tmp/skipped.log
 rm -f "$skips"
 log=$(mktemp)
