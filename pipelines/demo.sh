@@ -18,4 +18,7 @@ mkdir -p "$out"
 gst-launch-1.0 -e filesrc location="$input" ! decodebin ! videoconvert \
   ! swarmdetect ! swarmconsensus ! swarmtrack ! swarmjson location="$out/demo.jsonl" ! swarmoverlay \
   ! videoconvert ! x264enc tune=zerolatency ! mp4mux ! filesink location="$out/demo.mp4"
-echo "demo: wrote $out/demo.mp4 and $out/demo.jsonl ($(wc -l < "$out/demo.jsonl") frames)"
+# One PNG per second of the annotated video, to look at without a player.
+gst-launch-1.0 -q filesrc location="$out/demo.mp4" ! decodebin ! videoconvert ! videorate drop-only=true \
+  ! video/x-raw,framerate=1/1 ! pngenc ! multifilesink location="$out/demo_frame_%d.png"
+echo "demo: wrote $out/demo.mp4, $out/demo.jsonl ($(wc -l < "$out/demo.jsonl") frames) and $out/demo_frame_*.png"

@@ -6,7 +6,7 @@ bash .ci/setup
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 export NODEVICE_SELECT=1 # silences Mesa's harmless XDG_RUNTIME_DIR warning
 
-cargo build --release --locked
+cargo build --release --locked --bins --lib --examples # the embedding test runs the built example
 bash tools/pyenv.sh >/dev/null # pycocotools + py-motmetrics for the accuracy and tracking tests
 
 # The training pipeline must not rot: its smoke version (tiny subset, minutes; torch CPU use)
