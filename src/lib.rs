@@ -17,6 +17,7 @@ pub mod overlay;
 mod pads;
 pub mod pose;
 pub mod track;
+pub mod validate;
 
 #[path = "../elements/swarmconsensus/mod.rs"]
 pub mod swarmconsensus;
