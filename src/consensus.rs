@@ -17,13 +17,16 @@
 //!    guess, never shown as found.
 //! 3. **Validators** ([`crate::validate`]): the keypoint that breaks the most learned
 //!    skeleton constraints is vetoed; the candidates outside its cluster are tried instead
-//!    (repair); if none fits, the keypoint is hidden with score 0 at the mean of its placed
-//!    neighbours (not a wild guess). Repeated until no keypoint is suspicious.
-//! 4. **Reputation.** Where the outcome is trustworthy (a strict weight majority agreed and no
-//!    validator vetoed it, or a repair), every agent's candidate — quarantined ones too, so
+//!    (repair); if none fits, the keypoint is hidden with score 0 where it is (no invented
+//!    position). Repeated until no keypoint is suspicious.
+//!    Identical reports (different agents within 0.01 px) count as one voice: independent
+//!    agents never agree to the pixel, copies and colluders do.
+//! 4. **Reputation.** Where the outcome is evidence (a strict majority of the votes agreed and
+//!    no validator vetoed it, or a repair), every agent's candidate — quarantined ones too, so
 //!    they can recover — scores its agreement (1 within the radius, falling to 0 at twice
-//!    it), and the reputation moves towards it by `reputation_rate` (exponential smoothing,
-//!    bounded to 0.01..1). Below `quarantine_below` an agent is flagged Byzantine and
+//!    it), and the reputation moves towards it by `reputation_rate` times the evidence's
+//!    strength (exponential smoothing, bounded to 0.01..1): a majority's margin `2 share - 1`
+//!    (2 against 1 is weak, 3 against 0 strong), 0.5 for a repair. Below `quarantine_below` an agent is flagged Byzantine and
 //!    quarantined; it is released once back above `release_above`.
 
 use crate::pose::{AgentHealth, Candidate, Keypoint, NUM_KEYPOINTS, PoseFrame, Tier, Visibility};
@@ -62,14 +65,16 @@ impl Default for ConsensusConfig {
     }
 }
 
+/// Evidence strength of a validator repair for reputations (a repair leans on neighbours that
+/// may be wrong themselves, so it counts like a 3-to-1 majority, not as proof).
+const REPAIR_STRENGTH: f32 = 0.5;
 /// Reputations below this are raised to it (an agent can always come back).
 pub const MIN_REPUTATION: f32 = 0.01;
 /// Calibrated confidence is capped at this many times the agent's mean confidence.
 const MAX_CONFIDENCE_RATIO: f32 = 2.0;
-/// Smoothing rate of each agent's running mean confidence.
-const CONFIDENCE_RATE: f32 = 0.05;
-/// Running mean confidence an agent starts with.
-const INITIAL_MEAN_CONFIDENCE: f32 = 0.5;
+/// Smoothing rate of each agent's running mean confidence (which starts at its first
+/// confidence: the first frame weighs every agent alike).
+const CONFIDENCE_RATE: f32 = 0.1;
 
 /// What consensus keeps about one agent.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -90,7 +95,7 @@ impl Default for AgentState {
             reputation: 1.0,
             quarantined: false,
             failed: 0,
-            mean_confidence: INITIAL_MEAN_CONFIDENCE,
+            mean_confidence: 0.0,
         }
     }
 }
@@ -116,12 +121,12 @@ pub struct ConsensusStats {
 }
 
 /// How a keypoint was settled.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 enum Outcome {
     #[default]
     None,
-    /// Consensus of the cluster (trusted for reputations when `majority`).
-    Fused { majority: bool },
+    /// Consensus of the cluster; `strength` (0..1) is how far it is trusted for reputations.
+    Fused { strength: f32 },
     Repaired,
     Vetoed,
 }
@@ -134,6 +139,8 @@ struct Item {
     y: f32,
     confidence: f32,
     weight: f32,
+    /// Weight in votes (identical reports share one voice).
+    vote: f32,
     in_cluster: bool,
 }
 
@@ -340,7 +347,10 @@ impl Consensus {
         self.groups.clear();
         for &i in &self.order {
             let c = &candidates[i as usize];
-            let a = &self.agents[usize::from(c.agent)];
+            let a = &mut self.agents[usize::from(c.agent)];
+            if a.mean_confidence <= 0.0 {
+                a.mean_confidence = c.confidence;
+            }
             let calibrated = (c.confidence / a.mean_confidence.max(1e-3)).min(MAX_CONFIDENCE_RATIO);
             let weight = if a.quarantined {
                 0.0
@@ -367,6 +377,7 @@ impl Consensus {
                 y: c.y,
                 confidence: c.confidence,
                 weight,
+                vote: weight,
                 in_cluster: false,
             });
             self.groups.last_mut().expect("pushed").end += 1;
@@ -424,7 +435,7 @@ impl Consensus {
                 let group = self.groups[g];
                 let items = &self.items[group.start as usize..group.end as usize];
                 // Repair: the best-weighted candidate outside the cluster that fits.
-                let total: f32 = items.iter().map(|i| i.weight).sum();
+                let total: f32 = items.iter().map(|i| i.vote).sum();
                 let mut best: Option<&Item> = None;
                 for it in items.iter().filter(|i| !i.in_cluster && i.weight > 0.0) {
                     let v = c.check(k, it.x, it.y, &bbox, &person.keypoints, &placed);
@@ -434,7 +445,7 @@ impl Consensus {
                 }
                 placed[k] = false;
                 if let Some(it) = best {
-                    let share = if total > 0.0 { it.weight / total } else { 0.0 };
+                    let share = if total > 0.0 { it.vote / total } else { 0.0 };
                     person.keypoints[k] = Keypoint {
                         x: it.x,
                         y: it.y,
@@ -446,27 +457,8 @@ impl Consensus {
                     // Its checks now pass: it stays placed.
                     placed[k] = true;
                 } else {
-                    // Hidden at the mean of its placed neighbours, score 0.
-                    let (mut sx, mut sy, mut n) = (0.0, 0.0, 0);
-                    for &(a, b, _) in &c.limbs {
-                        let j = if a as usize == k {
-                            b as usize
-                        } else if b as usize == k {
-                            a as usize
-                        } else {
-                            continue;
-                        };
-                        if placed[j] {
-                            sx += person.keypoints[j].x;
-                            sy += person.keypoints[j].y;
-                            n += 1;
-                        }
-                    }
+                    // Hidden where it is, score 0: no wild guess, no invented position.
                     let kp = &mut person.keypoints[k];
-                    if n > 0 {
-                        kp.x = sx / n as f32;
-                        kp.y = sy / n as f32;
-                    }
                     kp.score = 0.0;
                     kp.visibility = Visibility::Hidden;
                     self.groups[g].outcome = Outcome::Vetoed;
@@ -481,13 +473,15 @@ impl Consensus {
     fn update_reputations(&mut self, frame: &PoseFrame) {
         let rate = self.config.reputation_rate;
         for g in &self.groups {
-            let trusted = matches!(
-                g.outcome,
-                Outcome::Fused { majority: true } | Outcome::Repaired
-            );
-            if !trusted {
+            let strength = match g.outcome {
+                Outcome::Fused { strength } => strength,
+                Outcome::Repaired => REPAIR_STRENGTH,
+                Outcome::None | Outcome::Vetoed => 0.0,
+            };
+            if strength <= 0.0 {
                 continue;
             }
+            let rate = rate * strength;
             let person = &frame.persons[g.person as usize];
             let kp = person.keypoints[g.keypoint as usize];
             let radius = self.config.inlier_radius * person.bbox.w.max(person.bbox.h).max(1.0);
@@ -527,20 +521,36 @@ fn usable(c: &Candidate, n_persons: usize) -> bool {
         && c.confidence > 0.0
 }
 
+/// Candidates of different agents closer than this (pixels) are the same report: independent
+/// agents never agree to the pixel, copies and colluders do.
+pub const IDENTICAL_PX: f32 = 0.01;
+
 /// Fuses one (person, keypoint) group; marks the cluster members. See the module docs.
 fn fuse_group(items: &mut [Item], radius: f32, config: &ConsensusConfig) -> (Keypoint, Outcome) {
     let r2 = radius * radius;
-    let mut total: f32 = items.iter().map(|i| i.weight).sum();
     // Nobody trusted: fall back on the quarantined agents, shown as hidden with score 0.
-    let fallback = total <= 0.0;
+    let fallback = items.iter().all(|i| i.weight <= 0.0);
     if fallback {
         for it in items.iter_mut() {
             it.weight = it.confidence;
         }
-        total = items.iter().map(|i| i.weight).sum();
     }
-    // Seed: the candidate with the most weight within the radius.
-    let (mut seed, mut support) = (0, -1.0f32);
+    // One voice per report: identical positions count once, with their largest weight.
+    for i in 0..items.len() {
+        items[i].vote = items[i].weight;
+        for j in 0..i {
+            let same = (items[i].x - items[j].x).abs() <= IDENTICAL_PX
+                && (items[i].y - items[j].y).abs() <= IDENTICAL_PX;
+            if same && items[j].vote > 0.0 {
+                items[j].vote = items[j].vote.max(items[i].vote);
+                items[i].vote = 0.0;
+                break;
+            }
+        }
+    }
+    let total: f32 = items.iter().map(|i| i.vote).sum();
+    // Seed: the candidate with the most votes within the radius (ties: the heavier seed).
+    let (mut seed, mut support) = (0, (-1.0f32, -1.0f32));
     for (i, a) in items.iter().enumerate() {
         if a.weight <= 0.0 {
             continue;
@@ -548,36 +558,37 @@ fn fuse_group(items: &mut [Item], radius: f32, config: &ConsensusConfig) -> (Key
         let s: f32 = items
             .iter()
             .filter(|b| (a.x - b.x).powi(2) + (a.y - b.y).powi(2) <= r2)
-            .map(|b| b.weight)
+            .map(|b| b.vote)
             .sum();
-        if s > support {
-            (seed, support) = (i, s);
+        if (s, a.weight) > support {
+            (seed, support) = (i, (s, a.weight));
         }
     }
     // Trimmed mean: members around the seed, re-centred once.
     let (mut cx, mut cy) = (items[seed].x, items[seed].y);
     let (mut agree, mut conf_sum, mut n) = (0.0f32, 0.0f32, 0u32);
     for _ in 0..2 {
-        let (mut sx, mut sy) = (0.0f32, 0.0f32);
+        let (mut sx, mut sy, mut sw) = (0.0f32, 0.0f32, 0.0f32);
         (agree, conf_sum, n) = (0.0, 0.0, 0);
         for it in items.iter_mut() {
             it.in_cluster = (it.x - cx).powi(2) + (it.y - cy).powi(2) <= r2 && it.weight > 0.0;
             if it.in_cluster {
-                agree += it.weight;
+                agree += it.vote;
+                sw += it.weight;
                 sx += it.weight * it.x;
                 sy += it.weight * it.y;
                 conf_sum += it.confidence;
                 n += 1;
             }
         }
-        if n == 0 || agree <= 0.0 {
+        if n == 0 || sw <= 0.0 {
             // Cannot happen (the seed is its own member), but never divide by zero.
             items[seed].in_cluster = true;
-            (agree, conf_sum, n) = (items[seed].weight, items[seed].confidence, 1);
+            (agree, conf_sum, n) = (items[seed].vote, items[seed].confidence, 1);
             (cx, cy) = (items[seed].x, items[seed].y);
             break;
         }
-        (cx, cy) = (sx / agree, sy / agree);
+        (cx, cy) = (sx / sw, sy / sw);
     }
     let share = if total > 0.0 { agree / total } else { 0.0 };
     let score = if fallback {
@@ -596,8 +607,13 @@ fn fuse_group(items: &mut [Item], radius: f32, config: &ConsensusConfig) -> (Key
             Visibility::Hidden
         },
     };
-    let outcome = Outcome::Fused {
-        majority: !fallback && share > 0.5,
+    // Evidence for reputations: the majority's margin (2 against 1 is weak, 3 against 0 strong).
+    let outcome = if !fallback && share > 0.5 {
+        Outcome::Fused {
+            strength: 2.0 * share - 1.0,
+        }
+    } else {
+        Outcome::Fused { strength: 0.0 }
     };
     (kp, outcome)
 }
@@ -635,15 +651,37 @@ mod tests {
             candidate(0, 150.0, 120.0, 0.5),
             candidate(1, 152.0, 122.0, 1.0),
         ]);
-        Consensus::default().fuse(&mut f);
+        let mut c = Consensus::default();
+        c.fuse(&mut f);
         let k = f.persons[0].keypoints[5];
-        assert!((k.x - (150.0 * 0.5 + 152.0) / 1.5).abs() < 1e-4);
-        assert!((k.y - (120.0 * 0.5 + 122.0) / 1.5).abs() < 1e-4);
+        // First frame: each confidence is its agent's own mean, so both weigh alike.
+        assert!((k.x - 151.0).abs() < 1e-4 && (k.y - 121.0).abs() < 1e-4, "{k:?}");
         assert!((k.score - 0.75).abs() < 1e-6);
         assert_eq!(k.visibility, Visibility::Visible);
         assert_eq!(f.persons[0].keypoints[0].visibility, Visibility::Absent);
         assert_eq!(f.agents.len(), 2);
         assert!(f.agents.iter().all(|a| a.reputation == 1.0 && !a.quarantined));
+        // Later frames: confidence above an agent's usual counts more.
+        let mut f = frame(vec![
+            candidate(0, 150.0, 120.0, 0.25),
+            candidate(1, 152.0, 122.0, 1.0),
+        ]);
+        c.fuse(&mut f);
+        assert!(f.persons[0].keypoints[5].x > 151.0);
+    }
+
+    #[test]
+    fn identical_reports_count_as_one_voice() {
+        // Two colluders at the very same point against two independent agents.
+        let mut f = frame(vec![
+            candidate(0, 150.0, 120.0, 0.5),
+            candidate(1, 151.0, 121.0, 0.5),
+            candidate(2, 180.0, 250.0, 0.95),
+            candidate(3, 180.0, 250.0, 0.95),
+        ]);
+        Consensus::default().fuse(&mut f);
+        let k = f.persons[0].keypoints[5];
+        assert!((k.x - 150.5).abs() < 1e-3, "{k:?}");
     }
 
     #[test]
@@ -721,20 +759,20 @@ mod tests {
     #[test]
     fn a_persistent_liar_is_quarantined_then_released_when_it_agrees() {
         let mut c = Consensus::default();
-        let truth = |i: u16| candidate(i, 150.0, 120.0, 0.6);
+        let truth = |i: u16| candidate(i, 150.0 + i as f32, 120.0, 0.6);
         let mut flagged_at = None;
         for n in 0..40 {
             let mut f = frame(vec![truth(0), truth(1), candidate(2, 190.0, 280.0, 0.95)]);
             c.fuse(&mut f);
             let k = f.persons[0].keypoints[5];
-            assert!((k.x - 150.0).abs() < 1e-3, "frame {n}: {k:?}");
+            assert!((k.x - 150.5).abs() < 1e-3, "frame {n}: {k:?}");
             if f.agents[2].quarantined && flagged_at.is_none() {
                 flagged_at = Some(n);
             }
             assert!(!f.agents[0].quarantined && !f.agents[1].quarantined);
         }
         let flagged_at = flagged_at.expect("the liar is flagged");
-        assert!(flagged_at <= 10, "flagged after {flagged_at} frames");
+        assert!(flagged_at <= 30, "flagged after {flagged_at} frames");
         // Quarantined: the keypoint is now unanimous among the active agents.
         let mut f = frame(vec![truth(0), truth(1), candidate(2, 190.0, 280.0, 0.95)]);
         c.fuse(&mut f);

@@ -492,7 +492,17 @@ impl BaseTransformImpl for SwarmDetect {
         // The roster lets swarmconsensus tell a silent agent from one that did not run.
         pose.set_roster_from_candidates();
         state.faults.set_config(settings.fault_config());
+        let before = state.faults.faulty_agents().len();
         state.faults.apply(&mut pose);
+        if state.faults.faulty_agents().len() != before {
+            gst::info!(
+                CAT,
+                imp = self,
+                "fault injection {:?}: faulty agents {:?}",
+                state.faults.config(),
+                state.faults.faulty_agents()
+            );
+        }
         let ms = started.elapsed().as_secs_f64() * 1e3;
         state.governor.on_frame(ms, settings.latency_budget_ms);
         gst::trace!(
