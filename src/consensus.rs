@@ -25,8 +25,8 @@
 //!    no validator vetoed it, or a repair), every agent's candidate — quarantined ones too, so
 //!    they can recover — scores its agreement (1 within the radius, falling to 0 at twice
 //!    it), and the reputation moves towards it by `reputation_rate` times the evidence's
-//!    strength (exponential smoothing, bounded to 0.01..1): a majority's margin `2 share - 1`
-//!    (2 against 1 is weak, 3 against 0 strong), 0.5 for a repair. Below `quarantine_below` an agent is flagged Byzantine and
+//!    strength (exponential smoothing, bounded to 0.01..1): `sqrt(2 share - 1)` for a majority
+//!    (2 against 1: 0.58, 3 against 0: 1), 0.5 for a repair. Below `quarantine_below` an agent is flagged Byzantine and
 //!    quarantined; it is released once back above `release_above`.
 
 use crate::pose::{AgentHealth, Candidate, Keypoint, NUM_KEYPOINTS, PoseFrame, Tier, Visibility};
@@ -57,7 +57,7 @@ impl Default for ConsensusConfig {
             inlier_radius: 0.08,
             min_visible_score: 0.2,
             quorum: 2.0 / 3.0,
-            reputation_rate: 0.1,
+            reputation_rate: 0.2,
             quarantine_below: 0.4,
             release_above: 0.6,
             validate: true,
@@ -607,10 +607,10 @@ fn fuse_group(items: &mut [Item], radius: f32, config: &ConsensusConfig) -> (Key
             Visibility::Hidden
         },
     };
-    // Evidence for reputations: the majority's margin (2 against 1 is weak, 3 against 0 strong).
+    // Evidence for reputations: from the majority's margin (2 against 1: 0.58, 3 against 0: 1).
     let outcome = if !fallback && share > 0.5 {
         Outcome::Fused {
-            strength: 2.0 * share - 1.0,
+            strength: (2.0 * share - 1.0).sqrt(),
         }
     } else {
         Outcome::Fused { strength: 0.0 }
@@ -689,8 +689,8 @@ mod tests {
         let mut cands: Vec<_> = (0..6)
             .map(|i| candidate(i, 150.0 + i as f32 * 0.5, 120.0, 0.8))
             .collect();
-        // Three liars far away, even more confident.
-        cands.extend((6..9).map(|i| candidate(i, 400.0, 400.0, 0.9)));
+        // Four independent liars far away (each on its own), even more confident.
+        cands.extend((6..10).map(|i| candidate(i, 400.0 + 30.0 * i as f32, 400.0, 0.9)));
         let mut f = frame(cands);
         Consensus::default().fuse(&mut f);
         let k = f.persons[0].keypoints[5];
