@@ -57,7 +57,7 @@ impl Default for ConsensusConfig {
             inlier_radius: 0.08,
             min_visible_score: 0.2,
             quorum: 2.0 / 3.0,
-            reputation_rate: 0.2,
+            reputation_rate: 0.1,
             quarantine_below: 0.4,
             release_above: 0.6,
             validate: true,
