@@ -10,8 +10,13 @@
 //! `visibility` (COCO's v: 0 absent, 1 hidden, 2 visible) and `predicted` are optional on
 //! input. Floats are written with the shortest representation that reads back to the same
 //! `f32`, so a round trip is lossless. Candidates and timings are not part of this format.
+//!
+//! When swarmconsensus has judged the keypoint agents, the object also has an optional
+//! `"agents"` list (`[{"agent":6,"keypoint":0,"reputation":0.97,"quarantined":false,
+//! "failed":0},...]`); it is left out when empty and optional on input, so older readers and
+//! files keep working.
 
-use crate::pose::{BBox, Keypoint, NUM_KEYPOINTS, Person, PoseFrame, Visibility};
+use crate::pose::{AgentHealth, BBox, Keypoint, NUM_KEYPOINTS, Person, PoseFrame, Visibility};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -21,6 +26,49 @@ struct FrameJson {
     width: u32,
     height: u32,
     persons: Vec<PersonJson>,
+    #[serde(default)]
+    agents: Vec<AgentJson>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AgentJson {
+    agent: u16,
+    keypoint: u8,
+    reputation: f32,
+    quarantined: bool,
+    failed: u32,
+}
+
+impl From<&AgentHealth> for AgentJson {
+    fn from(a: &AgentHealth) -> Self {
+        AgentJson {
+            agent: a.agent,
+            keypoint: a.keypoint,
+            reputation: a.reputation,
+            quarantined: a.quarantined,
+            failed: a.failed,
+        }
+    }
+}
+
+impl From<&AgentJson> for AgentHealth {
+    fn from(a: &AgentJson) -> Self {
+        AgentHealth {
+            agent: a.agent,
+            keypoint: a.keypoint,
+            reputation: a.reputation,
+            quarantined: a.quarantined,
+            failed: a.failed,
+        }
+    }
+}
+
+struct AgentsOut<'a>(&'a [AgentHealth]);
+
+impl Serialize for AgentsOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(AgentJson::from))
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -95,6 +143,7 @@ fn frame_json(frame: &PoseFrame, pts_ns: Option<u64>) -> FrameJsonOut<'_> {
         width: frame.width,
         height: frame.height,
         persons: PersonsOut(&frame.persons),
+        agents: AgentsOut(&frame.agents),
     }
 }
 
@@ -106,6 +155,14 @@ struct FrameJsonOut<'a> {
     width: u32,
     height: u32,
     persons: PersonsOut<'a>,
+    #[serde(skip_serializing_if = "AgentsOut::is_empty")]
+    agents: AgentsOut<'a>,
+}
+
+impl AgentsOut<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 struct PersonsOut<'a>(&'a [Person]);
@@ -121,5 +178,6 @@ pub fn frame_from_json(text: &str) -> Result<(Option<u64>, PoseFrame), serde_jso
     let json: FrameJson = serde_json::from_str(text)?;
     let mut frame = PoseFrame::new(json.frame, json.width, json.height);
     frame.persons = json.persons.iter().map(Person::from).collect();
+    frame.agents = json.agents.iter().map(AgentHealth::from).collect();
     Ok((json.pts_ns, frame))
 }

@@ -19,6 +19,7 @@ pub mod pose;
 pub mod stats;
 pub mod stats_glue;
 pub mod track;
+pub mod validate;
 
 #[path = "../elements/swarmconsensus/mod.rs"]
 pub mod swarmconsensus;

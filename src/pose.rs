@@ -160,6 +160,37 @@ pub struct Candidate {
     pub confidence: f32,
 }
 
+/// One keypoint agent's standing with swarmconsensus (reputation, Byzantine flag, failures).
+///
+/// swarmdetect lists every keypoint agent it ran for the frame (the roster: reputation 1,
+/// nothing flagged) so an agent that stays silent can be told from one that did not run;
+/// swarmconsensus replaces the list by the agents' current health.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AgentHealth {
+    /// Index of the agent in the bundle (as in [`Candidate::agent`]).
+    pub agent: u16,
+    /// The keypoint the agent proposes (0..17).
+    pub keypoint: u8,
+    /// 0..1, exponentially smoothed agreement with the consensus.
+    pub reputation: f32,
+    /// Flagged Byzantine: its candidates have weight 0 until it agrees again.
+    pub quarantined: bool,
+    /// Frames in which the agent failed (non-finite or missing candidates), cumulative.
+    pub failed: u32,
+}
+
+impl Default for AgentHealth {
+    fn default() -> Self {
+        AgentHealth {
+            agent: 0,
+            keypoint: 0,
+            reputation: 1.0,
+            quarantined: false,
+            failed: 0,
+        }
+    }
+}
+
 /// Pipeline stages whose processing time is recorded per frame, for monitoring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
@@ -224,6 +255,9 @@ pub struct PoseFrame {
     /// Every agent's proposals, for consensus; empty after consensus if not kept.
     pub candidates: Vec<Candidate>,
     pub timings: StageTimings,
+    /// Keypoint agents' health: the roster of agents run (swarmdetect), then reputations and
+    /// flags (swarmconsensus). Empty when unknown.
+    pub agents: Vec<AgentHealth>,
 }
 
 impl PoseFrame {
@@ -238,6 +272,22 @@ impl PoseFrame {
 
     /// Rescales every coordinate to a frame of `width` x `height` (what a video scaler does
     /// to the pixels). A zero-sized source or target leaves the coordinates as they are.
+    /// Sets `agents` to the roster of keypoint agents that proposed candidates (one entry
+    /// per agent, reputation 1, nothing flagged), sorted by agent id.
+    pub fn set_roster_from_candidates(&mut self) {
+        self.agents.clear();
+        for c in &self.candidates {
+            if c.tier == Tier::Keypoint && !self.agents.iter().any(|a| a.agent == c.agent) {
+                self.agents.push(AgentHealth {
+                    agent: c.agent,
+                    keypoint: c.keypoint,
+                    ..Default::default()
+                });
+            }
+        }
+        self.agents.sort_unstable_by_key(|a| a.agent);
+    }
+
     pub fn rescale_to(&mut self, width: u32, height: u32) {
         if self.width == 0 || self.height == 0 || width == 0 || height == 0 {
             self.width = width;

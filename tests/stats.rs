@@ -85,10 +85,9 @@ fn elements_post_stats_every_interval_frames() {
         let frames = s.get::<u64>("frames").unwrap();
         assert_eq!(s.get::<u64>("degraded").unwrap(), frames.div_ceil(2), "{s}");
         assert!(s.get::<f64>("consensus-ms").unwrap() > 0.0, "{s}");
-        assert!(
-            !s.has_field("agents-active"),
-            "consensus has no agent counts yet"
-        );
+        // Reputations (issue 5): every agent that voted is active, none quarantined here.
+        assert!(s.get::<u32>("agents-active").unwrap() > 0, "{s}");
+        assert_eq!(s.get::<u32>("agents-quarantined").unwrap(), 0, "{s}");
     }
     // Frames 4, 9, 14, 19 (0-based) end each interval: odd ones have 2 persons.
     let persons: Vec<u32> = c.iter().map(|s| s.get("persons").unwrap()).collect();

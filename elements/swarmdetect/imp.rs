@@ -1,4 +1,5 @@
-use super::BackendType;
+use super::{BackendType, FaultKindType, FaultSpreadType};
+use crate::detect::faults::{FaultConfig, FaultInjector, FaultKind, Spread};
 use crate::detect::governor::Governor;
 use crate::detect::sample::RgbView;
 use crate::detect::{DetectConfig, Detector};
@@ -53,6 +54,30 @@ struct Settings {
     latency_budget_ms: f64,
     interval: u32,
     use_upstream_boxes: bool,
+    fault_kind: FaultKindType,
+    fault_fraction: f64,
+    fault_seed: u64,
+    fault_spread: FaultSpreadType,
+}
+
+impl Settings {
+    fn fault_config(&self) -> FaultConfig {
+        FaultConfig {
+            kind: match self.fault_kind {
+                FaultKindType::None => FaultKind::None,
+                FaultKindType::Crash => FaultKind::Crash,
+                FaultKindType::Silent => FaultKind::Silent,
+                FaultKindType::Noise => FaultKind::Noise,
+                FaultKindType::Collude => FaultKind::Collude,
+            },
+            fraction: self.fault_fraction as f32,
+            seed: self.fault_seed,
+            spread: match self.fault_spread {
+                FaultSpreadType::Random => Spread::Random,
+                FaultSpreadType::Balanced => Spread::Balanced,
+            },
+        }
+    }
 }
 
 impl Default for Settings {
@@ -66,6 +91,10 @@ impl Default for Settings {
             latency_budget_ms: 0.0,
             interval: 1,
             use_upstream_boxes: false,
+            fault_kind: FaultKindType::None,
+            fault_fraction: 0.0,
+            fault_seed: 1,
+            fault_spread: FaultSpreadType::Random,
         }
     }
 }
@@ -76,6 +105,7 @@ struct State {
     governor: Governor,
     info: Option<gst_video::VideoInfo>,
     frames: u64,
+    faults: FaultInjector,
 }
 
 #[derive(Default)]
@@ -155,6 +185,30 @@ impl ObjectImpl for SwarmDetect {
                     .default_value(false)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("fault-kind", FaultKindType::None)
+                    .nick("Fault kind")
+                    .blurb("Fault injection (tests, demos): how the faulty keypoint agents misbehave")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("fault-fraction")
+                    .nick("Fault fraction")
+                    .blurb("Share of the keypoint agents that are faulty (chosen from fault-seed, the same every frame)")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(0.0)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt64::builder("fault-seed")
+                    .nick("Fault seed")
+                    .blurb("Seed choosing the faulty agents, the colluders' point and the noise")
+                    .default_value(1)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("fault-spread", FaultSpreadType::Random)
+                    .nick("Fault spread")
+                    .blurb("How the faulty agents spread over the keypoints")
+                    .mutable_playing()
+                    .build(),
             ]
             .into_iter()
             .chain(stats_glue::properties())
@@ -184,6 +238,10 @@ impl ObjectImpl for SwarmDetect {
             "latency-budget" => s.latency_budget_ms = value.get().expect(checked),
             "interval" => s.interval = value.get().expect(checked),
             "use-upstream-boxes" => s.use_upstream_boxes = value.get().expect(checked),
+            "fault-kind" => s.fault_kind = value.get().expect(checked),
+            "fault-fraction" => s.fault_fraction = value.get().expect(checked),
+            "fault-seed" => s.fault_seed = value.get().expect(checked),
+            "fault-spread" => s.fault_spread = value.get().expect(checked),
             name => unimplemented!("property {name}"),
         }
         gst::debug!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
@@ -203,6 +261,10 @@ impl ObjectImpl for SwarmDetect {
             "latency-budget" => s.latency_budget_ms.to_value(),
             "interval" => s.interval.to_value(),
             "use-upstream-boxes" => s.use_upstream_boxes.to_value(),
+            "fault-kind" => s.fault_kind.to_value(),
+            "fault-fraction" => s.fault_fraction.to_value(),
+            "fault-seed" => s.fault_seed.to_value(),
+            "fault-spread" => s.fault_spread.to_value(),
             name => unimplemented!("property {name}"),
         }
     }
@@ -316,6 +378,7 @@ impl BaseTransformImpl for SwarmDetect {
             governor: Governor::new(requested),
             info: None,
             frames: 0,
+            faults: FaultInjector::new(settings.fault_config()),
         });
         self.stats.lock().unwrap().reset();
         Ok(())
@@ -445,6 +508,20 @@ impl BaseTransformImpl for SwarmDetect {
                 );
                 return Err(gst::FlowError::Error);
             }
+        }
+        // The roster lets swarmconsensus tell a silent agent from one that did not run.
+        pose.set_roster_from_candidates();
+        state.faults.set_config(settings.fault_config());
+        let before = state.faults.faulty_agents().len();
+        state.faults.apply(&mut pose);
+        if state.faults.faulty_agents().len() != before {
+            gst::info!(
+                CAT,
+                imp = self,
+                "fault injection {:?}: faulty agents {:?}",
+                state.faults.config(),
+                state.faults.faulty_agents()
+            );
         }
         let ms = started.elapsed().as_secs_f64() * 1e3;
         state.governor.on_frame(ms, settings.latency_budget_ms);

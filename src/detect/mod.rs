@@ -8,6 +8,7 @@
 //! scratch) per thread.
 
 pub mod decode;
+pub mod faults;
 pub mod governor;
 pub mod sample;
 

@@ -31,6 +31,16 @@ pub struct EvalCocoArgs {
     /// Extra swarmdetect properties, e.g. --detect backend=cpu (repeatable).
     #[arg(long = "detect", value_name = "PROPERTY=VALUE")]
     detect: Vec<String>,
+    /// Extra swarmconsensus properties, e.g. --consensus quorum=0.5 (repeatable).
+    #[arg(long = "consensus", value_name = "PROPERTY=VALUE")]
+    consensus: Vec<String>,
+    /// Push the image sequence this many times through the same pipeline and score the last
+    /// pass (earlier passes warm up the agents' reputations; they use no annotations).
+    #[arg(long, default_value_t = 1)]
+    passes: u32,
+    /// Print swarmconsensus' statistics (quarantined agents...) to stderr at the end.
+    #[arg(long)]
+    stats: bool,
 }
 
 pub fn eval_coco(args: &EvalCocoArgs) -> Result<(), String> {
@@ -57,7 +67,8 @@ pub fn eval_coco(args: &EvalCocoArgs) -> Result<(), String> {
         props.push_str(p);
     }
     let detect = gst::parse::launch(&format!(
-        "appsrc name=src format=time ! videoconvert ! swarmdetect {props} ! swarmconsensus ! appsink name=sink sync=false"
+        "appsrc name=src format=time ! videoconvert ! swarmdetect {props} ! swarmconsensus name=consensus {} ! appsink name=sink sync=false",
+        args.consensus.join(" ")
     ))
     .map_err(|e| format!("cannot build the pipeline: {e}"))?
     .downcast::<gst::Pipeline>()
@@ -76,7 +87,14 @@ pub fn eval_coco(args: &EvalCocoArgs) -> Result<(), String> {
 
     let show = std::io::stderr().is_terminal();
     let mut results = Vec::new();
-    for (n, image) in images.iter().enumerate() {
+    let passes = args.passes.max(1) as usize;
+    for (n, image) in images
+        .iter()
+        .cycle()
+        .take(images.len() * passes)
+        .enumerate()
+    {
+        let last_pass = n >= images.len() * (passes - 1);
         let id = image["id"].as_u64().ok_or("an image has no id")?;
         let file = image["file_name"]
             .as_str()
@@ -108,14 +126,16 @@ pub fn eval_coco(args: &EvalCocoArgs) -> Result<(), String> {
         let out = sink
             .try_pull_sample(gst::ClockTime::from_seconds(60))
             .ok_or_else(|| pipeline_error(&detect))?;
-        if let Some(meta) = out.buffer().and_then(|b| b.meta::<PoseMeta>()) {
+        if let Some(meta) = out.buffer().and_then(|b| b.meta::<PoseMeta>())
+            && last_pass
+        {
             results.extend(meta.frame().persons.iter().map(|p| coco_result(id, p)));
         }
         if show {
             eprint!(
                 "\rimages {}/{}  persons {}   ",
                 n + 1,
-                images.len(),
+                images.len() * passes,
                 results.len()
             );
         }
@@ -124,6 +144,14 @@ pub fn eval_coco(args: &EvalCocoArgs) -> Result<(), String> {
         eprintln!();
     }
     let _ = src.end_of_stream();
+    if args.stats
+        && let Some(consensus) = detect.by_name("consensus")
+    {
+        eprintln!(
+            "{}",
+            consensus.property::<gst::Structure>("consensus-stats")
+        );
+    }
     let _ = detect.set_state(gst::State::Null);
     let text = serde_json::to_vec(&results).expect("plain JSON");
     std::fs::write(&args.output, text)
