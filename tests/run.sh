@@ -25,7 +25,7 @@ skips=target/tmp/skipped.log
 rm -f "$skips"
 log=$(mktemp)
 set +e
-cargo test --release --locked --all-targets 2>&1 | tee "$log"
+cargo test --release --locked --all-targets --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 [ -f "$skips" ] && { echo; cat "$skips"; }
