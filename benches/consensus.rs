@@ -1,5 +1,5 @@
-//! swarmconsensus cost per frame: 10 persons x 51 keypoint agents (3 per keypoint, the shipped
-//! bundle's layout), one colluder per keypoint, reputations warmed up; fusion, validators,
+//! swarmconsensus cost per frame: 10 persons x 102 keypoint agents (6 per keypoint, the shipped
+//! bundle's layout), two colluders per keypoint (a third), reputations warmed up; fusion, validators,
 //! reputation updates and the agents' health list included.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -7,6 +7,9 @@ use gstswarmpose::consensus::Consensus;
 use gstswarmpose::detect::faults::{FaultConfig, FaultInjector, FaultKind, Spread};
 use gstswarmpose::pose::{BBox, Candidate, NUM_KEYPOINTS, Person, PoseFrame, Tier};
 use std::hint::black_box;
+
+/// Keypoint agents per COCO keypoint, as in the shipped bundle.
+const AGENTS_PER_KEYPOINT: u16 = 6;
 
 /// A plausible standing pose in box-relative units, COCO order.
 const SHAPE: [(f32, f32); NUM_KEYPOINTS] = [
@@ -39,16 +42,16 @@ fn frame(n_persons: usize, t: u64) -> PoseFrame {
             ..Default::default()
         });
         for (k, &(u, v)) in SHAPE.iter().enumerate() {
-            for j in 0..3u16 {
+            for j in 0..AGENTS_PER_KEYPOINT {
                 let jitter = ((p * 31 + k * 7 + j as usize * 13 + t as usize) % 9) as f32 - 4.0;
                 f.candidates.push(Candidate {
-                    agent: 6 + k as u16 * 3 + j,
+                    agent: 6 + k as u16 * AGENTS_PER_KEYPOINT + j,
                     tier: Tier::Keypoint,
                     keypoint: k as u8,
                     person: p as u16,
                     x: bbox.x + u * bbox.w + jitter,
                     y: bbox.y + v * bbox.h - jitter,
-                    confidence: 0.4 + 0.1 * j as f32,
+                    confidence: 0.4 + 0.08 * j as f32,
                 });
             }
         }
@@ -69,8 +72,8 @@ fn bench(c: &mut Criterion) {
     for t in 0..50 {
         consensus.fuse(&mut frame(10, t));
     }
-    let input = frame(10, 51);
-    c.bench_function("consensus 10 persons x 51 agents", |b| {
+    let input = frame(10, 50);
+    c.bench_function("consensus 10 persons x 102 agents", |b| {
         b.iter_batched_ref(
             || input.clone(),
             |f| consensus.fuse(black_box(f)),

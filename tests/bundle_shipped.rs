@@ -59,13 +59,13 @@ fn shipped_bundle_tiers_counts_and_budgets() {
     let body = m.agents.iter().filter(|a| a.tier == "body").count();
     let kp = m.agents.iter().filter(|a| a.tier == "keypoint").count();
     assert!((4..=8).contains(&body), "{body} body agents");
-    assert_eq!(kp, 51);
+    assert_eq!(kp, 17 * 6, "6 keypoint agents per COCO keypoint");
     assert!(
         m.agents[..body]
             .iter()
             .all(|a| a.tier == "body" && a.keypoint == "person")
     );
-    assert_eq!(m.agents[body + 27].name, "left_wrist_0");
+    assert_eq!(m.agents[body + 9 * 6].name, "left_wrist_0");
     assert!(m.agents.iter().all(|a| a.param_count <= MAX_AGENT_PARAMS));
     assert!(m.total_agent_params <= 100_000);
     assert_eq!(m.detector.as_ref().map(|d| d.crop_margin), Some(0.25));

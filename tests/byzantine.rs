@@ -1,16 +1,17 @@
 //! Byzantine tolerance through the real elements: `swarmdetect` (shipped bundle, CPU, the
 //! annotation boxes of real coco_mini photos as upstream boxes) with fault injection, then
 //! `swarmconsensus`, in a gst-check Harness. Each photo is one frame; the photos run as one
-//! sequence (3 passes over 8 photos = 24 frames), so reputations build up.
+//! sequence (5 passes over 8 photos = 40 frames), so reputations build up.
 //!
-//! Tolerances (stated here, asserted below), with one faulty agent per keypoint
-//! (`fault-fraction=0.33 fault-spread=balanced`, the most 3 agents can outvote):
+//! Tolerances (stated here, asserted below), with two faulty agents of the six per keypoint
+//! (`fault-fraction=0.33 fault-spread=balanced`):
 //! - over the last pass, at least 75 % of the visible-in-clean keypoints lie within 10 % of the
 //!   box's larger side of the clean output, for every fault kind;
 //! - half the colluding agents are flagged (quarantined) within 18 frames, all of them within
-//!   24 frames (default `reputation-rate` 0.1, about one person per photo; measured: median
-//!   16, all by 22; with reputation-rate=0.2 median 8, all by 11), and at most 2 honest agents
-//!   are ever flagged (measured: none);
+//!   36 frames (default `reputation-rate` 0.1, about one person per photo; measured: median
+//!   14, all by 31 — the last four are left-wrist and right-hip colluders, keypoints that are
+//!   often hidden or whose fixed wrong point lies near the true one, so evidence against them
+//!   comes slowly), and at most 2 honest agents are ever flagged (measured: none);
 //! - crashed and silent agents are counted as failed on every frame;
 //! - with half the agents faulty anywhere (random spread), nothing panics and every frame still
 //!   gets 17 finite keypoints per person.
@@ -31,7 +32,7 @@ use util::{data_dir, init};
 const W: u32 = 640;
 const H: u32 = 480;
 const PHOTOS: usize = 8;
-const PASSES: usize = 3;
+const PASSES: usize = 5;
 
 /// Up to `PHOTOS` coco_mini photos with at least one well-annotated person, decoded to
 /// 640x480 RGB, with their (scaled) annotation boxes.
@@ -185,8 +186,8 @@ fn every_fault_kind_stays_near_the_clean_output_and_colluders_are_flagged() {
     let clean = run(&photos, "");
     assert_eq!(
         clean[0].agents.len(),
-        51,
-        "the shipped bundle's keypoint agents"
+        102,
+        "the shipped bundle's keypoint agents (6 per keypoint)"
     );
     assert!(clean.iter().all(|f| f.agents.iter().all(|a| a.failed == 0)));
     for (kind, name) in [
@@ -200,7 +201,7 @@ fn every_fault_kind_stays_near_the_clean_output_and_colluders_are_flagged() {
             &format!("fault-kind={name} fault-fraction=0.33 fault-spread=balanced"),
         );
         let bad = faulty(&frames, kind, 0.33, Spread::Balanced);
-        assert_eq!(bad.len(), 17);
+        assert_eq!(bad.len(), 34, "two of the six agents of every keypoint");
         let share = agreement_with_clean(&clean, &frames);
         println!("{name}: {:.1} % of the clean keypoints kept", share * 100.0);
         assert!(
@@ -230,6 +231,13 @@ fn every_fault_kind_stays_near_the_clean_output_and_colluders_are_flagged() {
                             .map_or(usize::MAX, |n| n + 1)
                     })
                     .collect();
+                let unflagged: Vec<_> = last
+                    .agents
+                    .iter()
+                    .filter(|a| bad.contains(&a.agent) && !a.quarantined)
+                    .map(|a| (a.agent, a.keypoint, a.reputation))
+                    .collect();
+                println!("collude: not flagged at the end (agent, keypoint, reputation): {unflagged:?}");
                 flagged.sort_unstable();
                 let (median, all) = (flagged[flagged.len() / 2], flagged[flagged.len() - 1]);
                 println!(
@@ -239,7 +247,7 @@ fn every_fault_kind_stays_near_the_clean_output_and_colluders_are_flagged() {
                     median <= 18,
                     "half the colluders flagged only after {median} frames"
                 );
-                assert!(all <= 24, "every colluder flagged only after {all} frames");
+                assert!(all <= 36, "every colluder flagged only after {all} frames");
                 let honest_flagged: Vec<u16> = frames
                     .iter()
                     .flat_map(|f| f.agents.iter())

@@ -380,6 +380,32 @@ def golden_file(path, im, stem_q, body_q, kp_q, kp_index):
     return g
 
 
+def merge_agents(model, ta, extra_run):
+    """The keypoint agents of `extra_run` (training/subcell.py, trained on this model's frozen stem) join this
+    model's: keypoint k keeps its own agents at k*A + a and gets the extra ones at k*A + A0 + b."""
+    from body import load_student
+    extra, _ = load_student(extra_run)
+    st, sx = model.state_dict(), extra.state_dict()
+    for k, v in st.items():
+        if not k.startswith("agents."):
+            assert torch.equal(v, sx[k]), f"{extra_run} was not trained on this stem ({k} differs)"
+    assert (model.agents.h, model.agents.depth, model.agents.cout) == (extra.agents.h, extra.agents.depth, extra.agents.cout)
+    a0, a1 = model.apk, extra.apk
+    merged = Student(ta["upto"], ta["stem_out"], a0 + a1, ta["hidden"], ta["depth"], ta.get("max_stride", 16),
+                     ta.get("kp_ch", 3))
+    out = {k: v for k, v in st.items() if not k.startswith("agents.")}
+    for k, v in st.items():
+        if k.startswith("agents."):
+            # every agent owns an equal slice of dim 0 (grouped / depthwise convs, the input conv's outputs)
+            per = v.shape[0] // (17 * a0)
+            mine = v.reshape(17, a0 * per, *v.shape[1:])
+            theirs = sx[k].reshape(17, a1 * per, *v.shape[1:])
+            out[k] = torch.cat([mine, theirs], 1).reshape(17 * (a0 + a1) * per, *v.shape[1:])
+    merged.load_state_dict(out)
+    merged.eval()
+    return merged, {**ta, "apk": a0 + a1}
+
+
 def main():
     import sys
     import time
@@ -392,12 +418,19 @@ def main():
     ap.add_argument("--golden", default=None, help="golden fixture path (default: <run>/bundle_golden.json)")
     ap.add_argument("--calib", type=int, default=128, help="keypoint crops and letterboxed frames for calibration")
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--extra-agents", default=None, metavar="RUN",
+                    help="a run of training/subcell.py on this run's frozen stem: its keypoint agents join this run's")
     a = ap.parse_args()
     torch.set_num_threads(1)
     t_start = time.time()
     out = a.out or os.path.join(a.run, "swarmpose.bundle")
     gpath = a.golden or os.path.join(a.run, "bundle_golden.json")
     model, ta = load_student(a.run)
+    n_first = model.apk
+    if a.extra_agents:
+        model, ta = merge_agents(model, ta, a.extra_agents)
+        print(f"[export] keypoint agents: {n_first} per keypoint from {a.run} + {model.apk - n_first} from "
+              f"{a.extra_agents} (same stem)", flush=True)
     bk = torch.load(os.path.join(a.run, "body.pt"), weights_only=False)
     body = BodyAgents(model.stem.cout, bk["n"])
     body.load_state_dict(bk["state"])
@@ -442,7 +475,8 @@ def main():
     for n_, al in enumerate(kp_q):
         k, i = divmod(n_, apk)
         agents.append({"name": f"{COCO_NAMES[k]}_{i}", "tier": "keypoint", "keypoint": COCO_NAMES[k], "layers": al,
-                       "specialisation": ("all training people" if i == 0 else f"bag {int(ta['bag'] * 100)} % of the training people (seed {ta['seed'] + 1})")
+                       "specialisation": ("all training people" if i in (0, n_first) else f"bag {int(ta['bag'] * 100)} % of the training people (seed {ta['seed'] + 1})")
+                       + ("" if i < n_first else "; trained alone on the frozen stem (training/subcell.py)")
                        + ("; 6 channels: heatmap logits of the 4 sub-cells s = 2*sy + sx (TL, TR, BL, BR), dx, dy in "
                           "sub-cell units from the sub-cell centre; x = (c + (sx + 0.5 + dx) / 2) * 16, y = (r + (sy + 0.5 + "
                           "dy) / 2) * 16 on the 128 px square crop" if ta.get("kp_ch", 3) == 6 else

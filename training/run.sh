@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command, end to end, seeded:  bash training/run.sh [--smoke] [--threads N]
-#   venv + pinned deps -> teacher labels (cached) -> keypoint student (stem neck + 51 agents)
-#   -> body agents (person boxes) on the same stem -> fold + int8 quantisation to the engine's integer
+#   venv + pinned deps -> teacher labels (cached) -> keypoint student (stem neck + 3 agents per keypoint)
+#   -> 3 more agents per keypoint on the frozen stem (6 per keypoint: a third can fail or lie and 4 honest
+#   ones are left) -> body agents (person boxes) on the same stem -> fold + int8 quantisation to the engine's integer
 #   contract -> exact integer simulation (AP) -> models/swarmpose.bundle + tests/data/bundle_golden.json.
 # Full run: artefacts in $SWARMPOSE_TRAIN_CACHE/runs/final (default /work/cache/train), bundle in models/.
 # --smoke: tiny version for CI (a few minutes); everything, bundle included, goes to runs/smoke.
@@ -27,6 +28,8 @@ fi
 PY="$CACHE/venv/bin/python"
 START=$(date +%s)
 step() { echo "[run.sh] $(( ($(date +%s) - START) / 60 )) min: $*"; }
+# The second set of keypoint agents: trained alone on the finished stem (training/subcell.py).
+EXTRA_ARGS=(--kp-ch 3 --apk 3 --sigma 0.8 --epochs 15 --eval-every 5 --seed 0)
 if [ -n "$SMOKE" ]; then
   RUN="$CACHE/runs/smoke"
   if [ ! -f "$CACHE/labels/labels_smoke.npz" ]; then
@@ -35,14 +38,22 @@ if [ -n "$SMOKE" ]; then
   fi
   step "keypoint student (smoke)"
   "$PY" "$HERE/train.py" --smoke --threads "$THREADS" --out "$RUN"
+  step "3 more agents per keypoint on the frozen stem (smoke)"
+  "$PY" "$HERE/subcell_feats.py" "$RUN"
+  "$PY" "$HERE/subcell.py" --smoke --base "$RUN" --out "$RUN/extra" --threads "$THREADS" "${EXTRA_ARGS[@]}"
   step "body agents (smoke)"
   "$PY" "$HERE/body.py" --smoke --threads "$THREADS" --run "$RUN"
   step "export + integer simulation (smoke)"
-  "$PY" "$HERE/export.py" --smoke --run "$RUN" --calib 16
+  "$PY" "$HERE/export.py" --smoke --run "$RUN" --extra-agents "$RUN/extra" --calib 16
   BUNDLE="$RUN/swarmpose.bundle"
 else
   RUN="$CACHE/runs/final"
   TRAIN_ARGS=(--size 128 --max-stride 16 --stem-out 32 --n-aug 4 --epochs 15 --eval-every 3)
+  # A finished run trained with other arguments is not this command's output: train it again.
+  if [ -f "$RUN/model.pt" ] && ! HERE="$HERE" "$PY" "$HERE/train.py" --check-args "$RUN/model.pt" "${TRAIN_ARGS[@]}"; then
+    step "$RUN was trained with other arguments: training again"
+    rm -rf "$RUN/model.pt" "$RUN/results.json" "$RUN/body.pt" "$RUN/extra"
+  fi
   step "teacher labels"
   "$PY" "$HERE/label.py"
   # The keypoint student takes ~25 min on 1 thread. A finished run with exactly these arguments
@@ -56,10 +67,24 @@ else
     step "keypoint student"
     "$PY" "$HERE/train.py" --threads "$THREADS" --out "$RUN" "${TRAIN_ARGS[@]}"
   fi
+  # 3 more agents per keypoint (~12 min on 1 thread). runs/c3 is reused when it was trained with exactly
+  # these arguments on this very stem (runs/e1, byte-identical to this run's model.pt).
+  if [ ! -f "$RUN/extra/model.pt" ] && cmp -s "$RUN/model.pt" "$CACHE/runs/e1/model.pt" && \
+     [ -f "$CACHE/runs/c3/model.pt" ] && \
+     HERE="$HERE" "$PY" "$HERE/subcell.py" --check-args "$CACHE/runs/c3/model.pt" "${EXTRA_ARGS[@]}"; then
+    step "reusing $CACHE/runs/c3 (same stem, same arguments)"
+    mkdir -p "$RUN/extra"; cp -p "$CACHE/runs/c3/model.pt" "$CACHE/runs/c3/results.json" "$RUN/extra/"
+  fi
+  if [ ! -f "$RUN/extra/model.pt" ]; then
+    step "3 more agents per keypoint on the frozen stem"
+    "$PY" "$HERE/subcell_feats.py" "$RUN"
+    "$PY" "$HERE/subcell.py" --base "$RUN" --out "$RUN/extra" --threads "$THREADS" "${EXTRA_ARGS[@]}"
+  fi
   step "body agents"
   "$PY" "$HERE/body.py" --threads "$THREADS" --run "$RUN"
   step "export + integer simulation"
   BUNDLE="$REPO/models/swarmpose.bundle"
-  "$PY" "$HERE/export.py" --run "$RUN" --out "$BUNDLE" --golden "$REPO/tests/data/bundle_golden.json"
+  "$PY" "$HERE/export.py" --run "$RUN" --extra-agents "$RUN/extra" --out "$BUNDLE" \
+    --golden "$REPO/tests/data/bundle_golden.json"
 fi
 step "done. results: $RUN/results.json; bundle: $BUNDLE ($(stat -c %s "$BUNDLE") bytes)"

@@ -27,11 +27,17 @@ from model import Student
 from train import evaluate
 
 
+def neck_tag(run):
+    """Names a run's neck-feature cache: the run folder and its model.pt's mtime, so a retrained stem never
+    reads another stem's features."""
+    return f"{os.path.basename(os.path.normpath(run))}_{int(os.path.getmtime(os.path.join(run, 'model.pt')))}"
+
+
 def parse():
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", default=os.path.join(CACHE, "runs", "e1"))
     ap.add_argument("--feats", default=None, help="neck feature cache (default: the one subcell_feats.py writes for --base)")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", default=None)
     ap.add_argument("--kp-ch", type=int, default=6)
     ap.add_argument("--apk", type=int, default=3)
     ap.add_argument("--hidden", type=int, default=8)
@@ -51,7 +57,24 @@ def parse():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
-    return ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="CI: 1 epoch, evaluation on 20 crops")
+    ap.add_argument("--check-args", default=None, metavar="MODEL_PT",
+                    help="exit 0 if MODEL_PT was trained with these arguments (all but base/feats/out/threads/"
+                         "eval-every), else 1")
+    a = ap.parse_args()
+    if a.check_args:
+        import sys
+        old = torch.load(a.check_args, weights_only=False)["args"].get("agents_only", {})
+        skip = ("base", "feats", "out", "threads", "eval_every", "check_args")
+        diff = {k: (old.get(k, ap.get_default(k)), v) for k, v in vars(a).items()
+                if k not in skip and str(old.get(k, ap.get_default(k))) != str(v)}
+        print("[subcell] --check-args", a.check_args, "matches" if not diff else f"differs: {diff}")
+        sys.exit(1 if diff else 0)
+    if a.out is None:
+        ap.error("--out is required")
+    if a.smoke:
+        a.epochs, a.eval_every = 1, 1
+    return a
 
 
 def heat_and_offsets(y, kps, kp_ch, stride):
@@ -135,7 +158,7 @@ def main():
     fpath = a.feats
     if fpath is None:
         import glob
-        fpath = glob.glob(os.path.join(CACHE, "feats", f"*_neck_{os.path.basename(os.path.normpath(a.base))}.pt"))[0]
+        fpath = glob.glob(os.path.join(CACHE, "feats", f"*_neck_{neck_tag(a.base)}.pt"))[0]
     feats, kps, pid = torch.load(fpath, weights_only=False)
     say(f"[features] {fpath} {tuple(feats.shape)}")
     kps_t = torch.from_numpy(kps)
@@ -180,7 +203,7 @@ def main():
         el = time.time() - t0
         msg = f"[train] epoch {ep + 1}/{a.epochs} heat {s_lh / len(perm):.4f} off {s_lo / len(perm):.4f} {el / 60:.1f} min"
         if (ep + 1) % a.eval_every == 0 or ep + 1 == a.epochs:
-            m, _ = evaluate(model, ta["size"])
+            m, _ = evaluate(model, ta["size"], limit=20 if a.smoke else None)
             msg += f" | coco_mini AP {m['AP']:.4f} AP50 {m['AP50']:.4f}"
             hist.append({"epoch": ep + 1, **m})
         say(msg)
@@ -190,7 +213,7 @@ def main():
            "base": a.base, "features": fpath}
     for split in ["coco_mini", "mmpose_coco"]:
         for fuse in ["weighted", "best"]:
-            m, spc = evaluate(model, ta["size"], split, fuse)
+            m, spc = evaluate(model, ta["size"], split, fuse, limit=20 if a.smoke else None)
             res[f"{split}_{fuse}_float"] = m
             say(f"[eval] {split} fuse={fuse} float AP {m['AP']:.4f} AP50 {m['AP50']:.4f}")
     json.dump(res, open(os.path.join(a.out, "results.json"), "w"), indent=1)

@@ -8,6 +8,7 @@ from data import build_crops
 from model import normalise
 from body import load_student
 from train import split_stem, stem_head, stem_tail
+from subcell import neck_tag
 
 torch.set_num_threads(1)
 base = sys.argv[1] if len(sys.argv) > 1 else os.path.join(CACHE, "runs", "e1")
@@ -18,7 +19,7 @@ n = len(lab["paths"]) if not ta.get("limit") else min(ta["limit"], len(lab["path
 stem = model.stem
 start = split_stem(stem, ta["train_blocks"])
 key = f"{os.path.basename(lab_path)}_{os.path.getsize(lab_path)}_s{ta['size']}_{ta['upto']}_op{start}_ms{ta.get('max_stride', 16)}_aug{ta['n_aug']}_seed{ta['seed']}_n{n}"
-out = os.path.join(CACHE, "feats", key + f"_neck_{os.path.basename(os.path.normpath(base))}.pt")
+out = os.path.join(CACHE, "feats", key + f"_neck_{neck_tag(base)}.pt")
 hpath = os.path.join(CACHE, "feats", key + ".pt")
 if os.path.exists(out):
     print("cached", out); sys.exit(0)

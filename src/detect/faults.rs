@@ -14,7 +14,7 @@
 //!   the box), with confidence 0.95.
 //!
 //! [`Spread::Random`] picks the faulty agents uniformly among all keypoint agents (so a
-//! keypoint can get a faulty majority: 2 or 3 of its 3 agents); [`Spread::Balanced`] deals
+//! keypoint can get a faulty majority: 4 or more of the shipped bundle's 6 agents); [`Spread::Balanced`] deals
 //! them out one per keypoint before giving any keypoint a second one.
 
 use crate::pose::{BBox, NUM_KEYPOINTS, PoseFrame, Tier};
@@ -107,8 +107,10 @@ impl FaultInjector {
     pub fn choose(config: &FaultConfig, roster: &[(u16, u8)]) -> Vec<u16> {
         let n = roster.len();
         let count = ((config.fraction.clamp(0.0, 1.0) * n as f32).round() as usize).min(n);
-        // Each agent's random rank, from the seed and its id only.
-        let key = |agent: u16| mix(config.seed ^ 0x5eed_0000_0000_0000 ^ u64::from(agent));
+        // Each agent's random rank, from the seed and its id only. The seed is hashed on its own
+        // first: seeds that differ in one bit must not just swap neighbouring agents.
+        let seed = mix(config.seed ^ 0x5eed_0000_0000_0000);
+        let key = |agent: u16| mix(seed ^ u64::from(agent));
         let mut order: Vec<(u64, u64, u16)> = match config.spread {
             Spread::Random => roster.iter().map(|&(a, _)| (0, key(a), a)).collect(),
             Spread::Balanced => {
@@ -177,7 +179,7 @@ impl FaultInjector {
                         continue;
                     }
                     let b = person_box(persons, c.person);
-                    let h = mix(config.seed
+                    let h = mix(mix(config.seed)
                         ^ frame_no.wrapping_mul(0x9e37_79b9_7f4a_7c15)
                         ^ (u64::from(c.agent) << 32)
                         ^ (u64::from(c.person) << 16));
@@ -205,7 +207,7 @@ impl FaultInjector {
 
 /// The box-relative point colluding agents of `keypoint` agree on (in 0.1..0.9).
 pub fn collude_point(seed: u64, keypoint: u8) -> (f32, f32) {
-    let h = mix(seed ^ 0xc011_de00 ^ (u64::from(keypoint) << 40));
+    let h = mix(mix(seed ^ 0xc011_de00) ^ (u64::from(keypoint) << 40));
     (0.1 + 0.8 * unit(h), 0.1 + 0.8 * unit(mix(h)))
 }
 
