@@ -12,7 +12,9 @@
 //!   14, all by 31 — the last four are left-wrist and right-hip colluders, keypoints that are
 //!   often hidden or whose fixed wrong point lies near the true one, so evidence against them
 //!   comes slowly), and at most 2 honest agents are ever flagged (measured: none);
-//! - crashed and silent agents are counted as failed on every frame;
+//! - crashed, silent and panicking agents are counted as failed on every frame (`panic`: the
+//!   agents really panic inside the CPU engine, which isolates them and runs them afresh on the
+//!   next crop);
 //! - with half the agents faulty anywhere (random spread), nothing panics and every frame still
 //!   gets 17 finite keypoints per person.
 //!
@@ -27,7 +29,7 @@ use gstswarmpose::meta::{PoseMeta, set_pose_frame};
 use gstswarmpose::pose::{BBox, NUM_KEYPOINTS, Person, PoseFrame, Visibility};
 use serde_json::Value;
 use std::path::Path;
-use util::{data_dir, init};
+use util::{data_dir, init, quiet_injected_panics};
 
 const W: u32 = 640;
 const H: u32 = 480;
@@ -178,6 +180,7 @@ fn agreement_with_clean(clean: &[PoseFrame], faulty: &[PoseFrame]) -> f32 {
 #[test]
 fn every_fault_kind_stays_near_the_clean_output_and_colluders_are_flagged() {
     init();
+    quiet_injected_panics();
     let Some(data) = data_dir("every_fault_kind_stays_near_the_clean_output") else {
         return;
     };
@@ -195,6 +198,7 @@ fn every_fault_kind_stays_near_the_clean_output_and_colluders_are_flagged() {
         (FaultKind::Silent, "silent"),
         (FaultKind::Noise, "noise"),
         (FaultKind::Collude, "collude"),
+        (FaultKind::Panic, "panic"),
     ] {
         let frames = run(
             &photos,
@@ -211,7 +215,8 @@ fn every_fault_kind_stays_near_the_clean_output_and_colluders_are_flagged() {
         );
         let last = frames.last().unwrap();
         match kind {
-            FaultKind::Crash | FaultKind::Silent => {
+            // Panicking agents are isolated inside the engine and reported like crashes.
+            FaultKind::Crash | FaultKind::Silent | FaultKind::Panic => {
                 for a in &last.agents {
                     let expected = if bad.contains(&a.agent) {
                         frames.len() as u32
@@ -237,7 +242,9 @@ fn every_fault_kind_stays_near_the_clean_output_and_colluders_are_flagged() {
                     .filter(|a| bad.contains(&a.agent) && !a.quarantined)
                     .map(|a| (a.agent, a.keypoint, a.reputation))
                     .collect();
-                println!("collude: not flagged at the end (agent, keypoint, reputation): {unflagged:?}");
+                println!(
+                    "collude: not flagged at the end (agent, keypoint, reputation): {unflagged:?}"
+                );
                 flagged.sort_unstable();
                 let (median, all) = (flagged[flagged.len() / 2], flagged[flagged.len() - 1]);
                 println!(

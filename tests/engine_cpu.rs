@@ -1,8 +1,11 @@
 //! Scalar vs SIMD int8 kernels: bit-identical outputs on random swarms.
 
+mod util;
+
 use gstswarmpose::engine::cpu::{CpuKernel, CpuSwarm};
 use gstswarmpose::engine::synth::{self, Rng};
 use gstswarmpose::engine::{MapShape, QuantParams, Swarm};
+use util::quiet_injected_panics;
 
 /// A random swarm of mixed architectures calibrated on a random map.
 fn random_swarm(rng: &mut Rng, n: usize, in_c: usize, shape: MapShape) -> (Swarm, Vec<i8>) {
@@ -82,4 +85,56 @@ fn wrong_input_and_output_lengths_are_errors() {
     assert!(cpu.run(&input[1..], &mut out).is_err());
     assert!(cpu.run(&input, &mut out[1..]).is_err());
     assert!(CpuSwarm::new(&swarm, MapShape::new(8, 8, 5), CpuKernel::Scalar).is_err());
+}
+
+#[test]
+fn a_panicking_agent_is_isolated_and_runs_afresh_once_healed() {
+    quiet_injected_panics();
+    let mut rng = Rng::new(21);
+    // Serial and parallel (agents over threads), both kernels.
+    for (shape, n) in [
+        (MapShape::new(13, 21, 5), 6),
+        (MapShape::new(64, 64, 16), 20),
+    ] {
+        let (swarm, input) = random_swarm(&mut rng, n, shape.c, shape);
+        for kernel in [CpuKernel::Scalar, CpuKernel::Simd] {
+            let mut cpu = CpuSwarm::new(&swarm, shape, kernel).unwrap();
+            let mut clean = vec![0.0f32; cpu.output_len()];
+            cpu.run(&input, &mut clean).unwrap();
+            assert!((0..n).all(|a| !cpu.agent_failed(a)));
+
+            let bad = [1, n - 1];
+            cpu.set_sabotaged(&bad);
+            let mut out = vec![0.0f32; cpu.output_len()];
+            cpu.run(&input, &mut out).unwrap();
+            let o = cpu.offsets().to_vec();
+            for a in 0..n {
+                let r = o[a]..o[a + 1];
+                if bad.contains(&a) {
+                    assert!(cpu.agent_failed(a), "agent {a} flagged ({kernel:?})");
+                    assert!(
+                        out[r].iter().all(|&v| v == 0.0),
+                        "no evidence from agent {a}"
+                    );
+                } else {
+                    assert!(!cpu.agent_failed(a));
+                    assert_eq!(out[r.clone()], clean[r], "agent {a} untouched ({kernel:?})");
+                }
+            }
+
+            // Healed: every agent, the failed ones included, runs again from its weights.
+            cpu.set_sabotaged(&[]);
+            cpu.run(&input, &mut out).unwrap();
+            assert_eq!(out, clean, "after the restart ({kernel:?}, {shape:?})");
+            assert!((0..n).all(|a| !cpu.agent_failed(a)));
+        }
+    }
+    // A one-agent swarm splits its layers over rayon: a panic there is caught as well.
+    let shape = MapShape::new(64, 64, 16);
+    let (swarm, input) = random_swarm(&mut rng, 1, 16, shape);
+    let mut cpu = CpuSwarm::new(&swarm, shape, CpuKernel::Simd).unwrap();
+    cpu.set_sabotaged(&[0]);
+    let mut out = vec![0.0f32; cpu.output_len()];
+    cpu.run(&input, &mut out).unwrap();
+    assert!(cpu.agent_failed(0));
 }

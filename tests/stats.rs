@@ -132,7 +132,10 @@ fn no_messages_by_default_and_stats_restart_with_the_element() {
     // Wait for preroll: exactly the one prerolled buffer has passed the restarted element
     // (the sink blocks on it), so without a reset the count would be 21.
     let (done, state, _) = pipeline.state(gst::ClockTime::from_seconds(10));
-    assert!(done.is_ok() && state == gst::State::Paused, "{done:?} {state:?}");
+    assert!(
+        done.is_ok() && state == gst::State::Paused,
+        "{done:?} {state:?}"
+    );
     assert_eq!(
         c.property::<gst::Structure>("stats")
             .get::<u64>("frames")

@@ -5,6 +5,7 @@
 #
 #   bash tools/fault_curve.sh                       # spreads: random and balanced, 1 pass
 #   SPREADS=random PASSES=2 bash tools/fault_curve.sh
+#   KINDS=panic bash tools/fault_curve.sh           # one fault kind
 #
 # Needs: a release build (cargo build --release), ../shared/data/coco_mini (or $SWARMPOSE_DATA),
 # a Python with pycocotools ($PYTHON, default /work/cache/train/venv/bin/python).
@@ -15,6 +16,7 @@ PYTHON=${PYTHON:-/work/cache/train/venv/bin/python}
 A=$DATA/coco_mini/annotations/person_keypoints_train2017.json
 I=$DATA/coco_mini/train2017
 SPREADS=${SPREADS:-random balanced}
+KINDS=${KINDS:-crash silent noise collude panic}
 PASSES=${PASSES:-1}
 SEED=${SEED:-1}
 FRACTIONS="0.10 0.20 0.33 0.50"
@@ -34,7 +36,7 @@ for spread in $SPREADS; do
     echo
     echo "| fault kind | 0 % | 10 % | 20 % | 33 % | 50 % |"
     echo "|---|---|---|---|---|---|"
-    for kind in crash silent noise collude; do
+    for kind in $KINDS; do
         row="| $kind | $clean"
         for f in $FRACTIONS; do
             v=$(ap --detect fault-kind=$kind --detect fault-fraction="$f" --detect fault-spread="$spread")

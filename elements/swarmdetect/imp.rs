@@ -69,6 +69,7 @@ impl Settings {
                 FaultKindType::Silent => FaultKind::Silent,
                 FaultKindType::Noise => FaultKind::Noise,
                 FaultKindType::Collude => FaultKind::Collude,
+                FaultKindType::Panic => FaultKind::Panic,
             },
             fraction: self.fault_fraction as f32,
             seed: self.fault_seed,
@@ -106,6 +107,8 @@ struct State {
     info: Option<gst_video::VideoInfo>,
     frames: u64,
     faults: FaultInjector,
+    /// The fault configuration the detector's injected panics were set up for.
+    sabotage: FaultConfig,
 }
 
 #[derive(Default)]
@@ -306,6 +309,38 @@ fn backend_of(b: BackendType) -> Backend {
 }
 
 impl SwarmDetect {
+    /// `fault-kind=panic`: makes the chosen keypoint agents panic inside the engine (the same
+    /// agents `FaultInjector` would choose), or heals them when the kind changes. Only when
+    /// the configuration changed, so frames pay nothing.
+    fn set_up_panics(&self, state: &mut State, config: FaultConfig) {
+        let wanted = if config.kind == FaultKind::Panic && config.is_active() {
+            config
+        } else {
+            FaultConfig::default()
+        };
+        if wanted == state.sabotage {
+            return;
+        }
+        state.sabotage = wanted;
+        let ids = if wanted.is_active() {
+            FaultInjector::choose(&wanted, &state.detector.keypoint_roster())
+        } else {
+            Vec::new()
+        };
+        if state.detector.set_sabotaged(&ids) {
+            gst::info!(CAT, imp = self, "agents that panic in the engine: {ids:?}");
+        } else {
+            gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Settings,
+                [
+                    "fault-kind=panic needs a CPU backend; no agent panics on {}",
+                    state.detector.status()
+                ]
+            );
+        }
+    }
+
     fn load_bundle(weights: Option<&str>) -> Result<Bundle, gst::ErrorMessage> {
         match weights {
             None => Bundle::from_bytes(BUILTIN_BUNDLE).map_err(|e| {
@@ -379,6 +414,7 @@ impl BaseTransformImpl for SwarmDetect {
             info: None,
             frames: 0,
             faults: FaultInjector::new(settings.fault_config()),
+            sabotage: FaultConfig::default(),
         });
         self.stats.lock().unwrap().reset();
         Ok(())
@@ -476,6 +512,7 @@ impl BaseTransformImpl for SwarmDetect {
             min_person_score: settings.min_person_score as f32,
             agents_per_keypoint: state.governor.agents_per_keypoint(),
         };
+        self.set_up_panics(state, settings.fault_config());
         let mut pose = PoseFrame::new(frame_no, info.width(), info.height());
         {
             let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).map_err(

@@ -52,6 +52,11 @@ pub enum FaultKindType {
         nick = "collude"
     )]
     Collude = 4,
+    #[enum_value(
+        name = "Panic: faulty agents panic inside the CPU engine; isolated, counted as failed, run afresh on the next crop",
+        nick = "panic"
+    )]
+    Panic = 5,
 }
 
 /// How faulty agents spread over the keypoints (`fault-spread` property).

@@ -11,7 +11,10 @@
 //!   every frame;
 //! - `collude`: every faulty agent of a keypoint reports the same wrong position, a fixed
 //!   point of the person box chosen per keypoint from the seed (inside the central 80 % of
-//!   the box), with confidence 0.95.
+//!   the box), with confidence 0.95;
+//! - `panic`: the agent really panics inside the CPU engine on every crop; the engine isolates
+//!   it (`catch_unwind`), the detector reports a NaN candidate, and the next crop runs it
+//!   afresh from its weights (`swarmdetect` sets this up; not on the GPU backend).
 //!
 //! [`Spread::Random`] picks the faulty agents uniformly among all keypoint agents (so a
 //! keypoint can get a faulty majority: 4 or more of the shipped bundle's 6 agents); [`Spread::Balanced`] deals
@@ -28,6 +31,10 @@ pub enum FaultKind {
     Silent,
     Noise,
     Collude,
+    /// The agent panics inside the CPU engine (set up by the detector,
+    /// `Detector::set_sabotaged`); [`FaultInjector::apply`] leaves the candidates alone: the
+    /// detector already reports the isolated agent as a NaN candidate.
+    Panic,
 }
 
 impl FaultKind {
@@ -38,6 +45,7 @@ impl FaultKind {
             FaultKind::Silent => "silent",
             FaultKind::Noise => "noise",
             FaultKind::Collude => "collude",
+            FaultKind::Panic => "panic",
         }
     }
 }
@@ -164,7 +172,7 @@ impl FaultInjector {
             c.tier == Tier::Keypoint && faulty.binary_search(&c.agent).is_ok()
         };
         match config.kind {
-            FaultKind::None => {}
+            FaultKind::None | FaultKind::Panic => {}
             FaultKind::Silent => frame.candidates.retain(|c| !is_faulty(c)),
             FaultKind::Crash => {
                 for c in frame.candidates.iter_mut().filter(|c| is_faulty(c)) {
@@ -293,6 +301,7 @@ mod tests {
             FaultKind::Silent,
             FaultKind::Noise,
             FaultKind::Collude,
+            FaultKind::Panic,
         ] {
             let mut f = frame();
             let mut inj = FaultInjector::new(config(kind, 0.2, Spread::Random));
@@ -319,6 +328,8 @@ mod tests {
                         (100.0..=200.0).contains(&c.x) && (50.0..=350.0).contains(&c.y)
                     }));
                 }
+                // The engine makes these agents panic; their candidates pass through here.
+                FaultKind::Panic => assert!(bad.iter().all(|c| c.x == 150.0)),
                 FaultKind::None => unreachable!(),
             }
             if kind == FaultKind::Collude {

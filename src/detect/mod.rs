@@ -318,6 +318,34 @@ impl Detector {
         })
     }
 
+    /// Every keypoint agent as (bundle index, keypoint), the roster fault injection draws from.
+    pub fn keypoint_roster(&self) -> Vec<(u16, u8)> {
+        self.level_agents
+            .last()
+            .map(|level| level.iter().map(|a| (a.bundle_index, a.keypoint)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Makes the keypoint agents with these bundle indices panic inside the engine on every
+    /// crop (fault injection; an empty list heals them). They are isolated, reported as failed
+    /// candidates and run afresh from their weights on the next crop. Returns false where the
+    /// backend cannot inject panics (GPU).
+    pub fn set_sabotaged(&mut self, bundle_indices: &[u16]) -> bool {
+        let mut all = true;
+        for worker in &mut self.workers {
+            for (level, runner) in worker.levels.iter_mut().enumerate() {
+                let positions: Vec<usize> = self.level_agents[level]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| bundle_indices.contains(&a.bundle_index))
+                    .map(|(j, _)| j)
+                    .collect();
+                all &= runner.set_sabotaged(&positions);
+            }
+        }
+        all
+    }
+
     /// Backend description of the runners (see [`SwarmRunner::status`]).
     pub fn status(&self) -> &str {
         &self.status
@@ -479,6 +507,20 @@ impl Detector {
                 let cells = grid_w * grid_h;
                 let mut sums = [(0.0f32, 0.0f32, 0.0f32, 0u32); NUM_KEYPOINTS];
                 for (j, agent) in agents.iter().enumerate() {
+                    if runner.agent_failed(j) {
+                        // The agent panicked and was isolated (see engine::cpu): report the
+                        // failure as consensus knows it, a NaN candidate.
+                        worker.candidates.push(Candidate {
+                            agent: agent.bundle_index,
+                            tier: Tier::Keypoint,
+                            keypoint: agent.keypoint,
+                            person: p as u16,
+                            x: f32::NAN,
+                            y: f32::NAN,
+                            confidence: f32::NAN,
+                        });
+                        continue;
+                    }
                     let map = &out[offsets[j]..offsets[j + 1]];
                     let (u, v, confidence) =
                         decode::decode_keypoint_any(map, map.len() / cells, grid_w, stride);

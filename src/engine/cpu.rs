@@ -15,11 +15,19 @@
 //!   two channels of a pair accumulate separately without any shuffle.
 //!
 //! Requantisation is vectorised with the same split-multiply as [`super::quant::Requant`].
+//!
+//! Failure isolation: each agent runs under `catch_unwind`. An agent that panics is flagged
+//! ([`CpuSwarm::agent_failed`]), its output becomes its zero point (0.0, no evidence), and its
+//! worker's scratch is cleared, so the next frame runs it afresh from its (immutable) weights;
+//! the other agents' outputs are untouched. [`CpuSwarm::set_sabotaged`] injects such panics
+//! (fault injection for tests and demos).
 
 use super::EngineError;
 use super::net::MapShape;
 use super::quant::{QuantLayer, QuantNet};
 use super::swarm::Swarm;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use wide::{i16x16, i32x8};
 
 /// Which CPU kernel a [`CpuSwarm`] uses.
@@ -200,6 +208,15 @@ struct Worker {
     planes: [Vec<i32>; 2],
 }
 
+impl Worker {
+    /// Back to the state after construction (a panicking agent may have left it half-written;
+    /// the SIMD kernel relies on zero plane borders).
+    fn reset(&mut self) {
+        self.bytes.iter_mut().for_each(|b| b.fill(0));
+        self.planes.iter_mut().for_each(|p| p.fill(0));
+    }
+}
+
 /// Read-only state shared by the workers of one run.
 struct Shared<'a> {
     kernel: CpuKernel,
@@ -208,6 +225,8 @@ struct Shared<'a> {
     input: &'a [i8],
     input_planes: &'a [i32],
     split_depth: u32,
+    sabotaged: &'a [bool],
+    failed: &'a [AtomicBool],
 }
 
 /// A swarm of quantised agents prepared for one input shape on the CPU.
@@ -232,6 +251,10 @@ pub struct CpuSwarm {
     split_depth: u32,
     max_split_depth: u32,
     macs: u64,
+    /// Agents that panicked during the last run.
+    failed: Vec<AtomicBool>,
+    /// Agents made to panic (fault injection).
+    sabotaged: Vec<bool>,
 }
 
 impl CpuSwarm {
@@ -320,8 +343,28 @@ impl CpuSwarm {
             split_depth: max_split_depth,
             max_split_depth,
             macs,
+            failed: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            sabotaged: vec![false; n],
             agents,
         })
+    }
+
+    /// Whether agent `a` panicked during the last run (its output is then 0.0 everywhere).
+    pub fn agent_failed(&self, a: usize) -> bool {
+        self.failed
+            .get(a)
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+    }
+
+    /// Makes the listed agents panic on every run from now on (fault injection); an empty
+    /// list heals them. Indices past the swarm are ignored.
+    pub fn set_sabotaged(&mut self, agents: &[usize]) {
+        self.sabotaged.fill(false);
+        for &a in agents {
+            if let Some(s) = self.sabotaged.get_mut(a) {
+                *s = true;
+            }
+        }
     }
 
     /// Enables or disables rayon across agents (defaults to on for large frames).
@@ -391,6 +434,9 @@ impl CpuSwarm {
                 &mut self.input_planes,
             );
         }
+        for f in &self.failed {
+            f.store(false, Ordering::Relaxed);
+        }
         let shared = Shared {
             kernel: self.kernel,
             agents: &self.agents,
@@ -398,6 +444,8 @@ impl CpuSwarm {
             input,
             input_planes: &self.input_planes,
             split_depth: self.split_depth,
+            sabotaged: &self.sabotaged,
+            failed: &self.failed,
         };
         let (workers, bounds): (&mut [Worker], &[usize]) = if self.parallel {
             (&mut self.workers, &self.bounds)
@@ -423,9 +471,22 @@ fn run_workers(
             let range = sh.offsets[a] - base..sh.offsets[a + 1] - base;
             let q = &mut q_out[range.clone()];
             let plan = &sh.agents[a];
-            match sh.kernel {
-                CpuKernel::Scalar => forward_scalar(plan, sh.input, worker, q),
-                CpuKernel::Simd => forward_simd(plan, sh.input_planes, worker, q, sh.split_depth),
+            let ran = catch_unwind(AssertUnwindSafe(|| {
+                if sh.sabotaged[a] {
+                    panic!("swarmpose: injected fault: agent {a} panics (fault-kind=panic)");
+                }
+                match sh.kernel {
+                    CpuKernel::Scalar => forward_scalar(plan, sh.input, worker, q),
+                    CpuKernel::Simd => {
+                        forward_simd(plan, sh.input_planes, worker, q, sh.split_depth);
+                    }
+                }
+            }));
+            if ran.is_err() {
+                // Isolated: no evidence from this agent, fresh scratch for the next one.
+                sh.failed[a].store(true, Ordering::Relaxed);
+                q.fill(plan.net.output_q().zero_point as i8);
+                worker.reset();
             }
         }
         if let Some(out) = out {

@@ -159,6 +159,27 @@ impl SwarmRunner {
         o[o.len() - 1]
     }
 
+    /// Whether agent `a` panicked during the last run (CPU backends isolate panicking
+    /// agents, see [`super::cpu`]; a GPU dispatch has no per-agent failure: always false).
+    pub fn agent_failed(&self, a: usize) -> bool {
+        match &self.engine {
+            Engine::Cpu(c) => c.agent_failed(a),
+            Engine::Gpu(_) => false,
+        }
+    }
+
+    /// Makes the listed agents panic on every run (fault injection, CPU backends only);
+    /// returns false where the backend cannot (GPU).
+    pub fn set_sabotaged(&mut self, agents: &[usize]) -> bool {
+        match &mut self.engine {
+            Engine::Cpu(c) => {
+                c.set_sabotaged(agents);
+                true
+            }
+            Engine::Gpu(_) => agents.is_empty(),
+        }
+    }
+
     /// Evaluates every agent at every position of `input` (HWC int8, quantised with the
     /// swarm's input parameters) into `out` (length [`Self::output_len`]).
     pub fn run(&mut self, input: &[i8], out: &mut [f32]) -> Result<(), EngineError> {

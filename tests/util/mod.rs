@@ -114,3 +114,18 @@ pub fn skipped(test: &str, reason: &str) {
         let _ = writeln!(f, "SKIPPED {test}: {reason}");
     }
 }
+
+/// Silences the default panic message of injected agent faults (`fault-kind=panic` and
+/// `set_sabotaged` make agents panic on purpose); other panics still print.
+pub fn quiet_injected_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let injected = info
+            .payload()
+            .downcast_ref::<String>()
+            .is_some_and(|m| m.contains("injected fault"));
+        if !injected {
+            default(info);
+        }
+    }));
+}
