@@ -2,35 +2,17 @@
 //! bundle's layout), two colluders per keypoint (a third), reputations warmed up; fusion, validators,
 //! reputation updates and the agents' health list included.
 
+#[path = "../tests/util/mod.rs"]
+mod util;
+
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use gstswarmpose::consensus::Consensus;
 use gstswarmpose::detect::faults::{FaultConfig, FaultInjector, FaultKind, Spread};
-use gstswarmpose::pose::{BBox, Candidate, NUM_KEYPOINTS, Person, PoseFrame, Tier};
+use gstswarmpose::pose::{BBox, Candidate, Person, PoseFrame, Tier};
 use std::hint::black_box;
 
 /// Keypoint agents per COCO keypoint, as in the shipped bundle.
 const AGENTS_PER_KEYPOINT: u16 = 6;
-
-/// A plausible standing pose in box-relative units, COCO order.
-const SHAPE: [(f32, f32); NUM_KEYPOINTS] = [
-    (0.50, 0.08),
-    (0.46, 0.06),
-    (0.54, 0.06),
-    (0.42, 0.08),
-    (0.58, 0.08),
-    (0.35, 0.22),
-    (0.65, 0.22),
-    (0.28, 0.38),
-    (0.72, 0.38),
-    (0.25, 0.52),
-    (0.75, 0.52),
-    (0.40, 0.55),
-    (0.60, 0.55),
-    (0.38, 0.75),
-    (0.62, 0.75),
-    (0.37, 0.95),
-    (0.63, 0.95),
-];
 
 fn frame(n_persons: usize, t: u64) -> PoseFrame {
     let mut f = PoseFrame::new(t, 1280, 720);
@@ -41,7 +23,8 @@ fn frame(n_persons: usize, t: u64) -> PoseFrame {
             score: 0.9,
             ..Default::default()
         });
-        for (k, &(u, v)) in SHAPE.iter().enumerate() {
+        let pose = util::standing_person(bbox, None);
+        for (k, kp) in pose.keypoints.iter().enumerate() {
             for j in 0..AGENTS_PER_KEYPOINT {
                 let jitter = ((p * 31 + k * 7 + j as usize * 13 + t as usize) % 9) as f32 - 4.0;
                 f.candidates.push(Candidate {
@@ -49,8 +32,8 @@ fn frame(n_persons: usize, t: u64) -> PoseFrame {
                     tier: Tier::Keypoint,
                     keypoint: k as u8,
                     person: p as u16,
-                    x: bbox.x + u * bbox.w + jitter,
-                    y: bbox.y + v * bbox.h - jitter,
+                    x: kp.x + jitter,
+                    y: kp.y - jitter,
                     confidence: 0.4 + 0.08 * j as f32,
                 });
             }

@@ -5,6 +5,9 @@
 //!
 //! `cargo bench --bench detect` (needs ../shared/data; skips with a message otherwise).
 
+#[path = "../tests/util/mod.rs"]
+mod util;
+
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use gst::prelude::*;
 use gstswarmpose::consensus::Consensus;
@@ -27,15 +30,7 @@ fn clip_frames(path: &std::path::Path, n: usize) -> Vec<Vec<u8>> {
          video/x-raw,format=RGB,width={W},height={H},pixel-aspect-ratio=1/1 ! appsink name=sink sync=false",
         path.display()
     );
-    let pipeline = gst::parse::launch(&launch)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let (pipeline, sink) = util::pipeline_with_appsink(&launch);
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut frames = Vec::new();
     while frames.len() < n {

@@ -86,19 +86,11 @@ fn photos(data: &Path) -> Vec<(gst::Buffer, Vec<BBox>)> {
 }
 
 fn decode(path: &Path) -> gst::Buffer {
-    let pipeline = gst::parse::launch(&format!(
+    let (pipeline, sink) = util::pipeline_with_appsink(&format!(
         "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! \
          video/x-raw,format=RGB,width={W},height={H},pixel-aspect-ratio=1/1 ! appsink name=sink",
         path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    ));
     pipeline.set_state(gst::State::Playing).unwrap();
     let sample = sink
         .try_pull_sample(gst::ClockTime::from_seconds(30))

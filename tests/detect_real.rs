@@ -101,19 +101,11 @@ fn street_clip_gets_persons_with_skeletons() {
     };
     util::init();
     let clip = data.join("clips/street_walk_1280x720.avi");
-    let pipeline = gst::parse::launch(&format!(
+    let (pipeline, sink) = util::pipeline_with_appsink(&format!(
         "filesrc location={} ! decodebin ! videoconvert ! swarmdetect backend=cpu ! swarmconsensus \
          ! swarmoverlay ! appsink name=sink sync=false",
         clip.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    ));
     pipeline.set_state(gst::State::Playing).unwrap();
     let (mut frames, mut with_persons, mut keypoints_in_box, mut keypoints) = (0, 0, 0, 0);
     while let Ok(sample) = sink.pull_sample() {

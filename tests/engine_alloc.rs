@@ -3,28 +3,11 @@
 use gstswarmpose::engine::cpu::{CpuKernel, CpuSwarm};
 use gstswarmpose::engine::synth::{self, Rng};
 use gstswarmpose::engine::{MapShape, QuantParams, Swarm};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Counts every allocation in the process (all threads, rayon's included).
-struct Counting;
+#[path = "util/counting_alloc.rs"]
+mod counting_alloc;
 
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting_alloc::{Counting, allocations};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -49,11 +32,11 @@ fn cpu_run_does_not_allocate_after_warm_up() {
             cpu.set_parallel(parallel);
             let mut out = vec![0.0f32; cpu.output_len()];
             cpu.run(&input, &mut out).unwrap();
-            let before = ALLOCS.load(Ordering::SeqCst);
+            let before = allocations();
             for _ in 0..3 {
                 cpu.run(&input, &mut out).unwrap();
             }
-            let n = ALLOCS.load(Ordering::SeqCst) - before;
+            let n = allocations() - before;
             assert_eq!(
                 n, 0,
                 "{kernel:?} parallel={parallel}: {n} allocations in 3 runs"

@@ -445,18 +445,10 @@ fn ground_truth_of_a_real_photo_is_drawn_on_the_people_only() {
         .join(image["file_name"].as_str().unwrap());
 
     // Decode the real JPEG with GStreamer.
-    let decode = gst::parse::launch(&format!(
+    let (decode, sink) = util::pipeline_with_appsink(&format!(
         "filesrc location={} ! jpegdec ! videoconvert ! video/x-raw,format=RGBA ! appsink name=sink",
         path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = decode
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    ));
     decode.set_state(gst::State::Playing).unwrap();
     let sample = sink
         .try_pull_sample(gst::ClockTime::from_seconds(10))

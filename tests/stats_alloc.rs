@@ -3,28 +3,11 @@
 
 use gstswarmpose::pose::{Stage, StageTimings};
 use gstswarmpose::stats::{AgentCounts, FrameSample, StatsWindow};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Counts every allocation in the process.
-struct Counting;
+#[path = "util/counting_alloc.rs"]
+mod counting_alloc;
 
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting_alloc::{Counting, allocations};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -33,7 +16,7 @@ static GLOBAL: Counting = Counting;
 fn record_and_snapshot_do_not_allocate() {
     let mut window = StatsWindow::new(128);
     let mut timings = StageTimings::default();
-    let before = ALLOCS.load(Ordering::SeqCst);
+    let before = allocations();
     let mut fps = 0.0;
     // Several laps of the ring, snapshots among them.
     for i in 0..1000u64 {
@@ -55,7 +38,7 @@ fn record_and_snapshot_do_not_allocate() {
             fps = window.snapshot().fps;
         }
     }
-    let n = ALLOCS.load(Ordering::SeqCst) - before;
+    let n = allocations() - before;
     assert_eq!(n, 0, "{n} allocations in 1000 frames");
     assert!((fps - 1e9 / 33e6).abs() < 1e-6, "{fps}");
 }

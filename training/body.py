@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common import CACHE, DATA, EVAL_SPLITS, letterbox_matrix, read_rgb
+from common import CACHE, DATA, EVAL_SPLITS, letterbox_matrix, read_rgb, run_log
 from model import Conv, Student, normalise
 
 LB = 128      # letterbox side
@@ -386,12 +386,7 @@ def main():
         a.agents, a.epochs = 2, 2
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    log = open(os.path.join(a.run, "log_body.txt"), "a")
-
-    def say(*s):
-        line = " ".join(str(x) for x in s)
-        print(line, flush=True)
-        log.write(line + "\n"); log.flush()
+    say = run_log(os.path.join(a.run, "log_body.txt"))
 
     say("[body] args", json.dumps(vars(a)))
     t_start = time.time()

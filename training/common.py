@@ -168,3 +168,24 @@ def coco_kp_ap(split, results, verbose=False):
     if verbose:
         print(buf.getvalue())
     return {"AP": float(ev.stats[0]), "AP50": float(ev.stats[1]), "AP75": float(ev.stats[2]), "AR": float(ev.stats[5])}
+
+
+def run_log(path):
+    """A `say(*parts)` that prints a line and appends it to the log file at `path`."""
+    log = open(path, "a")
+
+    def say(*s):
+        line = " ".join(str(x) for x in s)
+        print(line, flush=True)
+        log.write(line + "\n"); log.flush()
+    return say
+
+
+def exit_on_check_args(tag, ap, a, saved, skip):
+    """`--check-args MODEL_PT`: exit 0 when the arguments `saved` with a model equal the current ones `a` (but the
+    names in `skip`; arguments missing from `saved` count at their defaults), else 1, saying which differ."""
+    import sys
+    diff = {k: (saved.get(k, ap.get_default(k)), v) for k, v in vars(a).items()
+            if k not in skip and str(saved.get(k, ap.get_default(k))) != str(v)}
+    print(f"[{tag}] --check-args", a.check_args, "matches" if not diff else f"differs: {diff}")
+    sys.exit(1 if diff else 0)

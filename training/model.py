@@ -138,6 +138,21 @@ def normalise(img_uint8_bhwc, norm):
     return x * norm[0] + norm[1]
 
 
+def fuse_agents(pos, conf, fuse):
+    """pos: B,K,A,2 positions, conf: B,K,A confidences -> (B,K,3) x, y, score. 'best' = the most confident
+    agent; otherwise the confidence-weighted mean of positions with the mean confidence."""
+    B, K = conf.shape[:2]
+    if fuse == "best":
+        j = conf.argmax(-1)
+        p = torch.gather(pos, 2, j[:, :, None, None].expand(B, K, 1, 2))[:, :, 0]
+        c = conf.max(-1).values
+    else:
+        wgt = conf / conf.sum(-1, keepdim=True).clamp_min(1e-6)
+        p = (pos * wgt[..., None]).sum(2)
+        c = conf.mean(-1)
+    return torch.cat([p, c[..., None]], -1)
+
+
 def decode(y, stride, fuse="weighted"):
     """y: B,17,A,3,H,W -> (B,17,3) crop x, y, score. Each agent: argmax cell + sub-pixel offset
     (offset in cells, added to the cell centre). Fusion over the A agents of a keypoint:
@@ -188,15 +203,7 @@ def decode(y, stride, fuse="weighted"):
                 den += wgt
         pos = num / den[..., None].clamp_min(1e-6)
         fuse = fuse[: -len("local")].rstrip("_") or "weighted"
-    if fuse == "best":
-        j = conf.argmax(-1)
-        p = torch.gather(pos, 2, j[:, :, None, None].expand(B, K, 1, 2))[:, :, 0]
-        c = conf.max(-1).values
-    else:
-        wgt = conf / conf.sum(-1, keepdim=True).clamp_min(1e-6)
-        p = (pos * wgt[..., None]).sum(2)
-        c = conf.mean(-1)
-    return torch.cat([p, c[..., None]], -1)
+    return fuse_agents(pos, conf, fuse)
 
 
 def decode_subcell(y, stride, fuse="weighted"):
@@ -215,12 +222,4 @@ def decode_subcell(y, stride, fuse="weighted"):
     cx = (cell % W).float() + ((s % 2).float() + 0.5 + o[..., 0]) / 2
     cy = (cell // W).float() + ((s // 2).float() + 0.5 + o[..., 1]) / 2
     pos = torch.stack([cx, cy], -1) * stride
-    if fuse == "best":
-        j = conf.argmax(-1)
-        p = torch.gather(pos, 2, j[:, :, None, None].expand(B, K, 1, 2))[:, :, 0]
-        c = conf.max(-1).values
-    else:
-        wgt = conf / conf.sum(-1, keepdim=True).clamp_min(1e-6)
-        p = (pos * wgt[..., None]).sum(2)
-        c = conf.mean(-1)
-    return torch.cat([p, c[..., None]], -1)
+    return fuse_agents(pos, conf, fuse)

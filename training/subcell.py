@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from body import load_student
-from common import CACHE
+from common import CACHE, exit_on_check_args, run_log
 from model import Student
 from train import evaluate
 
@@ -63,13 +63,8 @@ def parse():
                          "eval-every), else 1")
     a = ap.parse_args()
     if a.check_args:
-        import sys
-        old = torch.load(a.check_args, weights_only=False)["args"].get("agents_only", {})
-        skip = ("base", "feats", "out", "threads", "eval_every", "check_args")
-        diff = {k: (old.get(k, ap.get_default(k)), v) for k, v in vars(a).items()
-                if k not in skip and str(old.get(k, ap.get_default(k))) != str(v)}
-        print("[subcell] --check-args", a.check_args, "matches" if not diff else f"differs: {diff}")
-        sys.exit(1 if diff else 0)
+        saved = torch.load(a.check_args, weights_only=False)["args"].get("agents_only", {})
+        exit_on_check_args("subcell", ap, a, saved, ("base", "feats", "out", "threads", "eval_every", "check_args"))
     if a.out is None:
         ap.error("--out is required")
     if a.smoke:
@@ -146,12 +141,7 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     os.makedirs(a.out, exist_ok=True)
-    log = open(os.path.join(a.out, "log.txt"), "a")
-
-    def say(*s):
-        line = " ".join(str(x) for x in s)
-        print(line, flush=True)
-        log.write(line + "\n"); log.flush()
+    say = run_log(os.path.join(a.out, "log.txt"))
 
     say("args", json.dumps(vars(a)))
     base, ta = load_student(a.base)

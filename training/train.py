@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common import CACHE, coco_kp_ap, predict_split
+from common import CACHE, coco_kp_ap, exit_on_check_args, predict_split, run_log
 from data import build_crops
 from model import Student, decode, normalise
 
@@ -51,13 +51,8 @@ def parse():
                     help="exit 0 if MODEL_PT was trained with these arguments (all but out/threads/eval-every), else 1")
     a = ap.parse_args()
     if a.check_args:
-        import sys
-        old = torch.load(a.check_args, weights_only=False)["args"]
-        new = {k: v for k, v in vars(a).items() if k not in ("out", "threads", "eval_every", "check_args")}
-        diff = {k: (old.get(k, ap.get_default(k)), v) for k, v in new.items()
-                if str(old.get(k, ap.get_default(k))) != str(v)}
-        print("[train] --check-args", a.check_args, "matches" if not diff else f"differs: {diff}")
-        sys.exit(1 if diff else 0)
+        saved = torch.load(a.check_args, weights_only=False)["args"]
+        exit_on_check_args("train", ap, a, saved, ("out", "threads", "eval_every", "check_args"))
     if a.smoke:
         a.limit, a.n_aug, a.epochs, a.eval_every = 60, 2, 2, 1
         a.labels = os.path.join(CACHE, "labels", "labels_smoke.npz")
@@ -144,12 +139,7 @@ def main():
     np.random.seed(a.seed)
     os.makedirs(a.out, exist_ok=True)
     t_start = time.time()
-    log = open(os.path.join(a.out, "log.txt"), "a")
-
-    def say(*s):
-        line = " ".join(str(x) for x in s)
-        print(line, flush=True)
-        log.write(line + "\n"); log.flush()
+    say = run_log(os.path.join(a.out, "log.txt"))
 
     say("args", json.dumps(vars(a)))
     if not os.path.exists(a.labels):

@@ -129,3 +129,19 @@ pub fn quiet_injected_panics() {
         }
     }));
 }
+
+/// Parses a gst-launch line ending in `appsink name=sink` and returns the pipeline (still in
+/// NULL) with its sink.
+pub fn pipeline_with_appsink(launch: &str) -> (gst::Pipeline, gst_app::AppSink) {
+    use gst::prelude::*;
+    let pipeline = gst::parse::launch(launch)
+        .unwrap_or_else(|e| panic!("{launch}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .expect("an appsink named sink")
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    (pipeline, sink)
+}
