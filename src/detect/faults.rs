@@ -17,8 +17,8 @@
 //!   afresh from its weights (`swarmdetect` sets this up; not on the GPU backend).
 //!
 //! [`Spread::Random`] picks the faulty agents uniformly among all keypoint agents (so a
-//! keypoint can get a faulty majority: 4 or more of the shipped bundle's 6 agents); [`Spread::Balanced`] deals
-//! them out one per keypoint before giving any keypoint a second one.
+//! keypoint can get a faulty majority: 4 or more of the shipped bundle's 6 agents);
+//! [`Spread::Balanced`] deals them out one per keypoint before giving any keypoint a second.
 
 use crate::pose::{BBox, NUM_KEYPOINTS, PoseFrame, Tier};
 
