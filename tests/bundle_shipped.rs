@@ -1,6 +1,6 @@
 //! The shipped bundle (`models/swarmpose.bundle`, written by `training/export.py`) loads, fits the
 //! budgets, and the engine reproduces the Python integer simulation bit for bit
-//! (`tests/data/bundle_golden.json`: one 128x128 RGB frame, the stem's int8 output, the outputs of
+//! (`tests/data/bundle_golden.json`: one RGB frame of the stem's input size, the stem's int8 output, the outputs of
 //! `body_0` and `left_wrist_0`).
 
 use gstswarmpose::engine::MapShape;
@@ -49,7 +49,8 @@ fn shipped_bundle_tiers_counts_and_budgets() {
     assert_eq!(m.tiers[0].input_quant, m.tiers[1].input_quant);
     let stem = m.stem.as_ref().expect("stem");
     assert_eq!(stem.name, "retina");
-    assert_eq!((stem.input.h, stem.input.w, stem.input.c), (128, 128, 3));
+    assert_eq!(stem.input.h, stem.input.w, "a square stem input");
+    assert_eq!(stem.input.c, 3);
     assert!(stem.param_count <= MAX_STEM_PARAMS);
     assert_eq!(
         b.stem.as_ref().unwrap().output_q(),
@@ -80,12 +81,19 @@ fn shipped_bundle_matches_python_integer_simulation() {
         .iter()
         .map(|&p| (i32::from(p) - 128) as i8)
         .collect();
-    assert_eq!(input.len(), 128 * 128 * 3);
+    let shape = |key: &str| -> MapShape {
+        let v = ints(&g[key]);
+        MapShape::new(v[0] as usize, v[1] as usize, v[2] as usize)
+    };
+    let ishape = shape("input_shape_hwc");
+    let stem_in = b.manifest.stem.as_ref().unwrap().input;
+    assert_eq!((ishape.h, ishape.w, ishape.c), (stem_in.h, stem_in.w, stem_in.c));
+    assert_eq!(input.len(), ishape.h * ishape.w * ishape.c);
     let stem = b.stem.clone().unwrap();
     let sq = stem.output_q();
     let mut runner = SwarmRunner::new(
         &Swarm::new(vec![stem]).unwrap(),
-        MapShape::new(128, 128, 3),
+        ishape,
         Backend::Cpu,
     )
     .unwrap();
@@ -105,7 +113,8 @@ fn shipped_bundle_matches_python_integer_simulation() {
         "stem int8 output differs from the Python simulation"
     );
     // agents on the stem's int8 output
-    let fshape = MapShape::new(8, 8, 32);
+    let fshape = shape("stem_out_shape_hwc");
+    assert_eq!(fshape.c, 32);
     for (tier, name) in [("body", "body_0"), ("keypoint", "left_wrist_0")] {
         let mut r = SwarmRunner::new(&b.swarm(tier).unwrap(), fshape, Backend::Cpu).unwrap();
         let mut y = vec![0.0f32; r.output_len()];

@@ -13,8 +13,8 @@ use gstswarmpose::meta::PoseMeta;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const AP_FLOOR_GT_BOXES: f64 = 0.06;
-const AP_FLOOR_END_TO_END: f64 = 0.04;
+const AP_FLOOR_GT_BOXES: f64 = 0.11;
+const AP_FLOOR_END_TO_END: f64 = 0.07;
 
 fn eval_python(test: &str) -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

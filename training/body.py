@@ -34,9 +34,16 @@ import torch.nn.functional as F
 from common import CACHE, DATA, EVAL_SPLITS, letterbox_matrix, read_rgb, run_log
 from model import Conv, Student, normalise
 
-LB = 128      # letterbox side
+LB = 128      # letterbox side: the stem's input side, set from the keypoint run by use_side()
 STRIDE = 16   # stem output stride
 G = LB // STRIDE
+
+
+def use_side(side):
+    """Both tiers share the stem and its input side (the Rust detector letterboxes frames to the
+    same side it crops persons to), so the body tier follows the keypoint run's --size."""
+    global LB, G
+    LB, G = side, side // STRIDE
 CLIPS = ["pedestrians_768x576.avi", "pose2sim_multiperson/cam01.mp4", "pose2sim_multiperson/cam02.mp4",
          "pose2sim_multiperson/cam03.mp4", "pose2sim_multiperson/cam04.mp4", "walker_outdoor_1768x994.mp4",
          "cyclists_640x272.mp4", "street_walk_1280x720.avi", "street_demo_960x540.mp4"]
@@ -390,13 +397,15 @@ def main():
 
     say("[body] args", json.dumps(vars(a)))
     t_start = time.time()
-    model, _ = load_student(a.run)
+    model, ta = load_student(a.run)
+    use_side(ta["size"])
+    say(f"[body] letterbox {LB} px, grid {G}x{G}")
     bdir = os.path.join(CACHE, "body" + ("_smoke" if a.smoke else ""))
     os.makedirs(bdir, exist_ok=True)
     items = label_frames(os.path.join(bdir, "frames.json"), a.smoke)
     views = {"coco128_person": 3 if a.smoke else 24, "lspet": 1, "clip": 1 if a.smoke else 3}
     mstamp = int(os.path.getmtime(os.path.join(a.run, "model.pt")))
-    key = f"feats_{os.path.basename(os.path.normpath(a.run))}_{mstamp}_n{len(items)}_v{views['coco128_person']}-{views['lspet']}-{views['clip']}_seed{a.seed}.pt"
+    key = f"feats_{os.path.basename(os.path.normpath(a.run))}_{mstamp}_n{len(items)}_v{views['coco128_person']}-{views['lspet']}-{views['clip']}_lb{LB}_seed{a.seed}.pt"
     fpath = os.path.join(bdir, key)
     if os.path.exists(fpath):
         feats, boxes, src = torch.load(fpath, weights_only=False)

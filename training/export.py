@@ -358,8 +358,8 @@ def ranges_batched(layers, x, bs=32):
 
 
 def golden_file(path, im, stem_q, body_q, kp_q, kp_index):
-    """Bit-exactness fixture for the Rust engine: one 128x128x3 uint8 input (hex, HWC RGB), the stem's int8
-    output (HWC, all 2048 values), body_0 and left_wrist_0 outputs (int8 and dequantised f32, HWC)."""
+    """Bit-exactness fixture for the Rust engine: one side x side x 3 uint8 input (hex, HWC RGB), the stem's
+    int8 output (HWC, every value), body_0 and left_wrist_0 outputs (int8 and dequantised f32, HWC)."""
     fq = IntModel(stem_q, [], [], 16, 3).stem_q(im[None])  # 1, C, H, W
     g = {"input_hex": im.astype(np.uint8).tobytes().hex(), "input_shape_hwc": list(im.shape),
          "input_quant": "q = p - 128", "stem_output_quant": {"scale": float(stem_q[-1]["out_q"][0]),
@@ -409,7 +409,8 @@ def merge_agents(model, ta, extra_run):
 def main():
     import sys
     import time
-    from body import LB, BodyAgents, aug_frame, eval_boxes, load_student
+    import body as body_mod
+    from body import BodyAgents, aug_frame, eval_boxes, load_student
     from common import CACHE, coco_kp_ap, predict_split, read_rgb
     from data import build_crops
     ap = argparse.ArgumentParser()
@@ -436,6 +437,7 @@ def main():
     body.load_state_dict(bk["state"])
     body.eval()
     size = ta["size"]
+    body_mod.use_side(size)
     # calibration: keypoint crops (training people) and whole training frames letterboxed
     lab = dict(np.load(ta["labels"]))
     rng = np.random.default_rng(123)
@@ -471,7 +473,7 @@ def main():
     for k, al in enumerate(body_q):
         agents.append({"name": f"body_{k}", "tier": "body", "keypoint": "person", "layers": al,
                        "specialisation": ("all training frames" if k == 0 else f"bag {int(bag * 100)} % of the source photos (rng seed {bk['args']['seed'] + 1}, column {k})")
-                       + "; centre logit, dx, dy, log(w/16), log(h/16) on the 128 px letterboxed frame"})
+                       + "; centre logit, dx, dy, log(w/16), log(h/16) on the " + f"{size} px letterboxed frame"})
     for n_, al in enumerate(kp_q):
         k, i = divmod(n_, apk)
         agents.append({"name": f"{COCO_NAMES[k]}_{i}", "tier": "keypoint", "keypoint": COCO_NAMES[k], "layers": al,
@@ -479,8 +481,8 @@ def main():
                        + ("" if i < n_first else "; trained alone on the frozen stem (training/subcell.py)")
                        + ("; 6 channels: heatmap logits of the 4 sub-cells s = 2*sy + sx (TL, TR, BL, BR), dx, dy in "
                           "sub-cell units from the sub-cell centre; x = (c + (sx + 0.5 + dx) / 2) * 16, y = (r + (sy + 0.5 + "
-                          "dy) / 2) * 16 on the 128 px square crop" if ta.get("kp_ch", 3) == 6 else
-                          "; heatmap logit, dx, dy on the 128 px square crop")})
+                          "dy) / 2) * 16 on the " + f"{size} px square crop" if ta.get("kp_ch", 3) == 6 else
+                          "; heatmap logit, dx, dy on the " + f"{size} px square crop")})
     res = json.load(open(os.path.join(a.run, "results.json")))
     cmd = os.environ.get("SWARMPOSE_COMMAND", "python " + " ".join(sys.argv))
     prov = {"command": cmd,

@@ -48,7 +48,7 @@ if [ -n "$SMOKE" ]; then
   BUNDLE="$RUN/swarmpose.bundle"
 else
   RUN="$CACHE/runs/final"
-  TRAIN_ARGS=(--size 128 --max-stride 16 --stem-out 32 --n-aug 4 --epochs 15 --eval-every 3)
+  TRAIN_ARGS=(--size 192 --max-stride 16 --stem-out 32 --n-aug 4 --epochs 15 --eval-every 3)
   # A finished run trained with other arguments is not this command's output: train it again.
   if [ -f "$RUN/model.pt" ] && ! HERE="$HERE" "$PY" "$HERE/train.py" --check-args "$RUN/model.pt" "${TRAIN_ARGS[@]}"; then
     step "$RUN was trained with other arguments: training again"

@@ -1,5 +1,5 @@
-"""Cache the frozen e1 stem output (neck, 32x8x8) for train.py's augmented crops (same crops, same seed).
-Also writes train.py's frozen-head feature cache (same key as train.py) if it is missing."""
+"""Cache the finished stem's output (neck, 32 channels) for train.py's augmented crops (same crops, same seed).
+Reads train.py's frozen-head feature cache when it exists; otherwise computes it and writes it too."""
 import os, sys, time
 import numpy as np
 import torch
@@ -10,7 +10,7 @@ from body import load_student
 from train import split_stem, stem_head, stem_tail
 from subcell import neck_tag
 
-torch.set_num_threads(1)
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 base = sys.argv[1] if len(sys.argv) > 1 else os.path.join(CACHE, "runs", "e1")
 model, ta = load_student(base)
 lab_path = ta["labels"]
@@ -24,18 +24,28 @@ hpath = os.path.join(CACHE, "feats", key + ".pt")
 if os.path.exists(out):
     print("cached", out); sys.exit(0)
 t0 = time.time()
-crops, kps, pid = build_crops(lab, np.arange(n), ta["size"], ta["n_aug"], ta["seed"])
-print(f"{len(crops)} crops {time.time()-t0:.0f}s", flush=True)
 heads, necks = [], []
-with torch.no_grad():
-    for b in range(0, len(crops), 64):
-        x = normalise(torch.from_numpy(crops[b:b + 64]), stem.norm)
-        h = stem_head(stem, x, start)
-        heads.append(h.half())
-        necks.append(stem_tail(stem, h, start).half())
-        if b % 2560 == 0:
-            print(f"{b}/{len(crops)} {time.time()-t0:.0f}s", flush=True)
-heads, necks = torch.cat(heads), torch.cat(necks)
+if os.path.exists(hpath):
+    # train.py's own cache of the frozen head over the same crops: only the trained tail + neck run here,
+    # on exactly the fp16 features the stem tail was trained on
+    cached, kps, pid = torch.load(hpath, weights_only=False)
+    print(f"frozen-head features from {hpath}", flush=True)
+    with torch.no_grad():
+        for b in range(0, len(cached), 256):
+            necks.append(stem_tail(stem, cached[b:b + 256].float(), start).half())
+    necks = torch.cat(necks)
+else:
+    crops, kps, pid = build_crops(lab, np.arange(n), ta["size"], ta["n_aug"], ta["seed"])
+    print(f"{len(crops)} crops {time.time()-t0:.0f}s", flush=True)
+    with torch.no_grad():
+        for b in range(0, len(crops), 64):
+            x = normalise(torch.from_numpy(crops[b:b + 64]), stem.norm)
+            h = stem_head(stem, x, start)
+            heads.append(h.half())
+            necks.append(stem_tail(stem, h, start).half())
+            if b % 2560 == 0:
+                print(f"{b}/{len(crops)} {time.time()-t0:.0f}s", flush=True)
+    heads, necks = torch.cat(heads), torch.cat(necks)
 if not os.path.exists(hpath):
     torch.save((heads, kps, pid), hpath + ".tmp"); os.replace(hpath + ".tmp", hpath)
 torch.save((necks, kps, pid), out + ".tmp"); os.replace(out + ".tmp", out)
