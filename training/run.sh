@@ -56,25 +56,12 @@ else
   fi
   step "teacher labels"
   "$PY" "$HERE/label.py"
-  # The keypoint student takes ~25 min on 1 thread. A finished run with exactly these arguments
-  # (e.g. runs/e1, trained by this same command) is reused instead of being trained again.
-  if [ ! -f "$RUN/model.pt" ] && [ -f "$CACHE/runs/e1/model.pt" ] && \
-     HERE="$HERE" "$PY" "$HERE/train.py" --check-args "$CACHE/runs/e1/model.pt" "${TRAIN_ARGS[@]}"; then
-    step "reusing $CACHE/runs/e1/model.pt (same training arguments)"
-    mkdir -p "$RUN"; cp -p "$CACHE/runs/e1/model.pt" "$CACHE/runs/e1/results.json" "$RUN/"
-  fi
+  # Keypoint student: ~12 min on 2 threads (a finished run with these arguments is kept).
   if [ ! -f "$RUN/model.pt" ]; then
     step "keypoint student"
     "$PY" "$HERE/train.py" --threads "$THREADS" --out "$RUN" "${TRAIN_ARGS[@]}"
   fi
-  # 3 more agents per keypoint (~12 min on 1 thread). runs/c3 is reused when it was trained with exactly
-  # these arguments on this very stem (runs/e1, byte-identical to this run's model.pt).
-  if [ ! -f "$RUN/extra/model.pt" ] && cmp -s "$RUN/model.pt" "$CACHE/runs/e1/model.pt" && \
-     [ -f "$CACHE/runs/c3/model.pt" ] && \
-     HERE="$HERE" "$PY" "$HERE/subcell.py" --check-args "$CACHE/runs/c3/model.pt" "${EXTRA_ARGS[@]}"; then
-    step "reusing $CACHE/runs/c3 (same stem, same arguments)"
-    mkdir -p "$RUN/extra"; cp -p "$CACHE/runs/c3/model.pt" "$CACHE/runs/c3/results.json" "$RUN/extra/"
-  fi
+  # 3 more agents per keypoint on the finished stem: ~7 min on 2 threads.
   if [ ! -f "$RUN/extra/model.pt" ]; then
     step "3 more agents per keypoint on the frozen stem"
     "$PY" "$HERE/subcell_feats.py" "$RUN"
