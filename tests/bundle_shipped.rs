@@ -87,16 +87,15 @@ fn shipped_bundle_matches_python_integer_simulation() {
     };
     let ishape = shape("input_shape_hwc");
     let stem_in = b.manifest.stem.as_ref().unwrap().input;
-    assert_eq!((ishape.h, ishape.w, ishape.c), (stem_in.h, stem_in.w, stem_in.c));
+    assert_eq!(
+        (ishape.h, ishape.w, ishape.c),
+        (stem_in.h, stem_in.w, stem_in.c)
+    );
     assert_eq!(input.len(), ishape.h * ishape.w * ishape.c);
     let stem = b.stem.clone().unwrap();
     let sq = stem.output_q();
-    let mut runner = SwarmRunner::new(
-        &Swarm::new(vec![stem]).unwrap(),
-        ishape,
-        Backend::Cpu,
-    )
-    .unwrap();
+    let mut runner =
+        SwarmRunner::new(&Swarm::new(vec![stem]).unwrap(), ishape, Backend::Cpu).unwrap();
     let mut out = vec![0.0f32; runner.output_len()];
     runner.run(&input, &mut out).unwrap();
     let feat: Vec<i8> = out
