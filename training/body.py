@@ -44,6 +44,8 @@ def use_side(side):
     same side it crops persons to), so the body tier follows the keypoint run's --size."""
     global LB, G
     LB, G = side, side // STRIDE
+
+
 CLIPS = ["pedestrians_768x576.avi", "pose2sim_multiperson/cam01.mp4", "pose2sim_multiperson/cam02.mp4",
          "pose2sim_multiperson/cam03.mp4", "pose2sim_multiperson/cam04.mp4", "walker_outdoor_1768x994.mp4",
          "cyclists_640x272.mp4", "street_walk_1280x720.avi", "street_demo_960x540.mp4"]

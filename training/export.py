@@ -473,7 +473,7 @@ def main():
     for k, al in enumerate(body_q):
         agents.append({"name": f"body_{k}", "tier": "body", "keypoint": "person", "layers": al,
                        "specialisation": ("all training frames" if k == 0 else f"bag {int(bag * 100)} % of the source photos (rng seed {bk['args']['seed'] + 1}, column {k})")
-                       + "; centre logit, dx, dy, log(w/16), log(h/16) on the " + f"{size} px letterboxed frame"})
+                       + f"; centre logit, dx, dy, log(w/16), log(h/16) on the {size} px letterboxed frame"})
     for n_, al in enumerate(kp_q):
         k, i = divmod(n_, apk)
         agents.append({"name": f"{COCO_NAMES[k]}_{i}", "tier": "keypoint", "keypoint": COCO_NAMES[k], "layers": al,
@@ -481,8 +481,8 @@ def main():
                        + ("" if i < n_first else "; trained alone on the frozen stem (training/subcell.py)")
                        + ("; 6 channels: heatmap logits of the 4 sub-cells s = 2*sy + sx (TL, TR, BL, BR), dx, dy in "
                           "sub-cell units from the sub-cell centre; x = (c + (sx + 0.5 + dx) / 2) * 16, y = (r + (sy + 0.5 + "
-                          "dy) / 2) * 16 on the " + f"{size} px square crop" if ta.get("kp_ch", 3) == 6 else
-                          "; heatmap logit, dx, dy on the " + f"{size} px square crop")})
+                          f"dy) / 2) * 16 on the {size} px square crop" if ta.get("kp_ch", 3) == 6 else
+                          f"; heatmap logit, dx, dy on the {size} px square crop")})
     res = json.load(open(os.path.join(a.run, "results.json")))
     cmd = os.environ.get("SWARMPOSE_COMMAND", "python " + " ".join(sys.argv))
     prov = {"command": cmd,

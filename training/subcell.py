@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from body import load_student
 from common import CACHE, exit_on_check_args, run_log
 from model import Student
-from train import evaluate
+from train import evaluate, grid_scale
 
 
 def neck_tag(run):
@@ -121,7 +121,7 @@ def loss_fn(y, kps, bagmask, a, stride):
         posl = -((1 - p) ** 2) * torch.log(p) * is_pos
         negl = -((1 - ht) ** 4) * (p ** 2) * torch.log(1 - p) * (1 - is_pos)
         l = (posl + negl).sum((-1, -2))
-    lh = (l * kw).sum() / kw.sum().clamp_min(1) * (64.0 / (H * W))  # as train.loss_fn: 1 on an 8x8 grid
+    lh = (l * kw).sum() / kw.sum().clamp_min(1) * grid_scale(H, W)
     ot = off[:, :, None].expand_as(ol)
     if a.kp_ch == 6 and a.off_target == "argmax":
         s = y[:, :, :, 0:4].detach().argmax(3)  # B,K,A,H,W

@@ -106,15 +106,19 @@ def targets(kps, G, stride, sigma):
     return heat, off, omask
 
 
+def grid_scale(h, w):
+    """The heatmap loss is a sum over the grid, which grows with the crop. Scaled to the 8x8 grid of a
+    128 px crop (exactly 1 there), larger crops keep the balance with the offset loss; unscaled, the
+    fresh neck did not learn at 192 px."""
+    return 64.0 / (h * w)
+
+
 def loss_fn(y, kps, bagmask, stride, sigma):
     B, K, A, _, G, _ = y.shape
     heat, off, omask = targets(kps, G, stride, sigma)
     kw = (kps[..., 2] != 0).float()[:, :, None] * bagmask  # B,17,A
     bce = F.binary_cross_entropy_with_logits(y[:, :, :, 0], heat[:, :, None].expand(-1, -1, A, -1, -1), reduction="none")
-    lh = (bce.sum((-1, -2)) * kw).sum() / kw.sum().clamp_min(1)
-    # a grid sum grows with the crop: scale it to the 8x8 grid of a 128 px crop (exactly 1 there), so
-    # larger crops keep the gradient balance with the offset loss and the fresh neck does not die
-    lh = lh * (64.0 / (G * G))
+    lh = (bce.sum((-1, -2)) * kw).sum() / kw.sum().clamp_min(1) * grid_scale(G, G)
     l1 = F.smooth_l1_loss(y[:, :, :, 1:3], off[:, :, None].expand(-1, -1, A, -1, -1, -1), reduction="none", beta=0.1)
     m = omask[:, :, None, None] * bagmask[..., None, None, None]
     lo = (l1 * m).sum() / m.sum().clamp_min(1)
