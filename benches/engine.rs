@@ -1,9 +1,11 @@
-//! Agent engine benches: one agent at one position, and a 100-agent swarm over a 64x64x16 map
-//! on the scalar, SIMD (single thread and rayon) and wgpu backends.
+//! Agent engine benches: one agent at one position, a 100-agent swarm over a 64x64x16 map
+//! on the scalar, SIMD (single thread and rayon) and wgpu backends, and one pass of the shipped
+//! stem on one thread with every SIMD kernel this CPU has (portable `wide`, AVX2, VNNI).
 //!
 //! `cargo bench --bench engine` (set `NODEVICE_SELECT=1` to silence a Mesa warning).
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use gstswarmpose::engine::bundle::Bundle;
 use gstswarmpose::engine::cpu::{CpuKernel, CpuSwarm};
 use gstswarmpose::engine::gpu::GpuSwarm;
 use gstswarmpose::engine::synth::{self, Rng};
@@ -69,6 +71,36 @@ fn swarm_100_agents_64x64(c: &mut Criterion) {
     g.finish();
 }
 
+fn shipped_stem_one_thread(c: &mut Criterion) {
+    let bundle = Bundle::from_bytes(include_bytes!("../models/swarmpose.bundle")).unwrap();
+    let shape = bundle.manifest.stem.as_ref().unwrap().input;
+    let stem = Swarm::new(vec![bundle.stem.clone().unwrap()]).unwrap();
+    let input = synth::random_q_map(&mut Rng::new(4), shape.len().unwrap());
+    let mut g = c.benchmark_group(format!("stem_{}x{}_1thread", shape.h, shape.w));
+    for kernel in CpuKernel::ALL {
+        let Ok(mut cpu) = CpuSwarm::new(&stem, shape, kernel) else {
+            eprintln!("{kernel:?} skipped: not supported by this CPU");
+            continue;
+        };
+        cpu.set_parallel(false);
+        eprintln!(
+            "stem: {} MACs, {kernel:?} runs {}",
+            cpu.macs(),
+            cpu.isa_name()
+        );
+        g.bench_function(format!("{kernel:?}"), |b| {
+            b.iter(|| black_box(cpu.run_quantized(black_box(&input)).unwrap()[0]))
+        });
+    }
+    // The default: best kernel, each layer's output channels split over the rayon pool.
+    let mut cpu = CpuSwarm::new(&stem, shape, CpuKernel::Simd).unwrap();
+    g.bench_function(
+        format!("Simd_rayon_{}", rayon::current_num_threads()),
+        |b| b.iter(|| black_box(cpu.run_quantized(black_box(&input)).unwrap()[0])),
+    );
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(10)
@@ -79,6 +111,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = one_agent_one_position, swarm_100_agents_64x64
+    targets = one_agent_one_position, swarm_100_agents_64x64, shipped_stem_one_thread
 }
 criterion_main!(benches);

@@ -1,4 +1,5 @@
-//! Scalar vs SIMD int8 kernels: bit-identical outputs on random swarms.
+//! Scalar vs SIMD int8 kernels (portable `wide`, and the AVX2 / VNNI accumulations this CPU
+//! has): bit-identical outputs on random swarms.
 
 mod util;
 
@@ -21,29 +22,102 @@ fn random_swarm(rng: &mut Rng, n: usize, in_c: usize, shape: MapShape) -> (Swarm
     (Swarm::new(agents).expect("swarm"), input)
 }
 
+/// The SIMD kernels this CPU can run; says which it cannot (an x86-64 CI machine has AVX2).
+fn simd_kernels(swarm: &Swarm, shape: MapShape) -> Vec<CpuSwarm> {
+    CpuKernel::ALL[1..]
+        .iter()
+        .filter_map(|&k| match CpuSwarm::new(swarm, shape, k) {
+            Ok(cpu) => Some(cpu),
+            Err(e) => {
+                eprintln!("kernel {k:?} not tested here: {e}");
+                None
+            }
+        })
+        .collect()
+}
+
 #[test]
-fn scalar_and_simd_are_bit_identical_on_mixed_architectures() {
+fn scalar_and_every_simd_kernel_are_bit_identical_on_mixed_architectures() {
     let mut rng = Rng::new(7);
+    let mut compared = 0;
     for &(h, w, c) in &[(13, 21, 5), (16, 16, 16), (7, 9, 1), (1, 1, 3), (33, 40, 8)] {
         let shape = MapShape::new(h, w, c);
         let (swarm, input) = random_swarm(&mut rng, 24, c, shape);
         let mut scalar = CpuSwarm::new(&swarm, shape, CpuKernel::Scalar).unwrap();
-        let mut simd = CpuSwarm::new(&swarm, shape, CpuKernel::Simd).unwrap();
         let a = scalar.run_quantized(&input).unwrap().to_vec();
-        let b = simd.run_quantized(&input).unwrap().to_vec();
         assert_eq!(a.len(), scalar.output_len());
         assert!(
             a.iter().any(|&v| v != a[0]),
             "degenerate output for {shape:?}"
         );
-        for agent in 0..swarm.len() {
-            let r = scalar.offsets()[agent]..scalar.offsets()[agent + 1];
-            assert_eq!(a[r.clone()], b[r], "agent {agent} differs on {shape:?}");
-        }
-        // Second frame through the same (reused) workspaces.
         let input2 = synth::random_q_map(&mut rng, input.len());
         let a2 = scalar.run_quantized(&input2).unwrap().to_vec();
-        assert_eq!(a2, simd.run_quantized(&input2).unwrap());
+        for mut simd in simd_kernels(&swarm, shape) {
+            let (kernel, isa) = (simd.kernel(), simd.isa_name());
+            let b = simd.run_quantized(&input).unwrap().to_vec();
+            for agent in 0..swarm.len() {
+                let r = scalar.offsets()[agent]..scalar.offsets()[agent + 1];
+                assert_eq!(
+                    a[r.clone()],
+                    b[r],
+                    "agent {agent} differs on {shape:?} ({kernel:?}, {isa})"
+                );
+            }
+            // Second frame through the same (reused) workspaces.
+            assert_eq!(a2, simd.run_quantized(&input2).unwrap(), "{kernel:?}");
+            compared += 1;
+        }
+    }
+    // Simd and SimdPortable run everywhere.
+    assert!(compared >= 10);
+}
+
+/// Stem-like layers: many input pairs, odd output pair counts, rows of 8k + 1..8k + 8
+/// positions, stride 1 and 2, dense and depthwise.
+#[test]
+fn every_simd_kernel_matches_scalar_on_stem_sized_layers() {
+    use gstswarmpose::engine::{Activation, ConvSpec};
+    let mut rng = Rng::new(5);
+    for &(h, w, c, out_c) in &[
+        (12, 12, 112, 57),
+        (9, 17, 40, 66),
+        (6, 50, 7, 3),
+        (33, 34, 3, 9),
+    ] {
+        let shape = MapShape::new(h, w, c);
+        let calib = synth::random_map(&mut rng, shape, -1.0, 3.0);
+        let input_q = QuantParams::calibrate(&calib);
+        // (in, out, kernel, stride, depthwise): 1x1 expand, depthwise at stride 1 and 2, a
+        // dense 3x3 at stride 2 (as the stem's first layer) and a dense 3x3 at stride 1.
+        let specs = [
+            (c, out_c, 1, 1, false),
+            (out_c, out_c, 3, 1, true),
+            (out_c, out_c, 3, 2, true),
+            (out_c, 6, 3, 2, false),
+            (6, 5, 3, 1, false),
+        ]
+        .map(|(in_c, out_c, kernel, stride, dw)| ConvSpec {
+            in_c,
+            out_c,
+            kernel,
+            stride,
+            groups: if dw { in_c } else { 1 },
+            activation: if out_c == 5 {
+                Activation::None
+            } else {
+                Activation::Relu6
+            },
+        });
+        let net = synth::random_quant_net(&mut rng, &specs, input_q, &calib, shape).unwrap();
+        let swarm = Swarm::new(vec![net]).unwrap();
+        let input = synth::random_q_map(&mut rng, shape.len().unwrap());
+        let mut scalar = CpuSwarm::new(&swarm, shape, CpuKernel::Scalar).unwrap();
+        let a = scalar.run_quantized(&input).unwrap().to_vec();
+        assert!(a.iter().any(|&v| v != a[0]), "degenerate output");
+        for mut simd in simd_kernels(&swarm, shape) {
+            let isa = simd.isa_name();
+            assert_eq!(a, simd.run_quantized(&input).unwrap(), "{shape:?} on {isa}");
+        }
     }
 }
 
@@ -97,7 +171,7 @@ fn a_panicking_agent_is_isolated_and_runs_afresh_once_healed() {
         (MapShape::new(64, 64, 16), 20),
     ] {
         let (swarm, input) = random_swarm(&mut rng, n, shape.c, shape);
-        for kernel in [CpuKernel::Scalar, CpuKernel::Simd] {
+        for kernel in [CpuKernel::Scalar, CpuKernel::Simd, CpuKernel::SimdPortable] {
             let mut cpu = CpuSwarm::new(&swarm, shape, kernel).unwrap();
             let mut clean = vec![0.0f32; cpu.output_len()];
             cpu.run(&input, &mut clean).unwrap();

@@ -16,6 +16,10 @@
 //!
 //! Requantisation is vectorised with the same split-multiply as [`super::quant::Requant`].
 //!
+//! On x86-64 the layers run with AVX2 or VNNI intrinsics chosen at run time ([`x86`]), since
+//! `wide` alone is compiled for the target's baseline (SSE2 on a portable build). All
+//! variants are bit-identical.
+//!
 //! Failure isolation: each agent runs under `catch_unwind`. An agent that panics is flagged
 //! ([`CpuSwarm::agent_failed`]), its output becomes its zero point (0.0, no evidence), and its
 //! worker's scratch is cleared, so the next frame runs it afresh from its (immutable) weights;
@@ -30,13 +34,88 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use wide::{i16x16, i32x8};
 
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 /// Which CPU kernel a [`CpuSwarm`] uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CpuKernel {
     /// Plain loops over HWC int8 maps (reference, the "before").
     Scalar,
-    /// `wide` vectors over pair planes.
+    /// Vectors over pair planes with the best instruction set of this CPU (the default).
     Simd,
+    /// `wide` vectors only, at the compile-time baseline (the portable path).
+    SimdPortable,
+    /// 256-bit AVX2 `vpmaddwd` (x86-64; an error where the CPU lacks it).
+    SimdAvx2,
+    /// ... with AVX-VNNI `vpdpwssd`.
+    SimdAvxVnni,
+    /// ... with AVX512-VNNI `vpdpwssd` (256-bit, AVX512-VL).
+    SimdAvx512Vnni,
+}
+
+impl CpuKernel {
+    /// Every kernel, for tests and benches that compare them.
+    pub const ALL: [CpuKernel; 6] = [
+        CpuKernel::Scalar,
+        CpuKernel::Simd,
+        CpuKernel::SimdPortable,
+        CpuKernel::SimdAvx2,
+        CpuKernel::SimdAvxVnni,
+        CpuKernel::SimdAvx512Vnni,
+    ];
+
+    /// Whether this kernel works on pair planes (every one but `Scalar`).
+    fn uses_planes(self) -> bool {
+        self != CpuKernel::Scalar
+    }
+
+    /// The instruction set this kernel uses on this CPU, or why it cannot run.
+    fn isa(self) -> Result<Isa, EngineError> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use x86::X86Isa;
+            let best = X86Isa::detect();
+            let want = match self {
+                CpuKernel::Scalar | CpuKernel::SimdPortable => return Ok(Isa::Wide),
+                CpuKernel::Simd => return Ok(best.map_or(Isa::Wide, Isa::X86)),
+                CpuKernel::SimdAvx2 => X86Isa::Avx2,
+                CpuKernel::SimdAvxVnni => X86Isa::AvxVnni,
+                CpuKernel::SimdAvx512Vnni => X86Isa::Avx512Vnni,
+            };
+            if X86Isa::supports(want) {
+                Ok(Isa::X86(want))
+            } else {
+                Err(EngineError::Unsupported(format!(
+                    "{self:?}: this CPU lacks {want:?}"
+                )))
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        match self {
+            CpuKernel::Scalar | CpuKernel::Simd | CpuKernel::SimdPortable => Ok(Isa::Wide),
+            _ => Err(EngineError::Unsupported(format!("{self:?}: x86-64 only"))),
+        }
+    }
+}
+
+/// The instruction set of the SIMD layers, chosen once per [`CpuSwarm`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    /// `wide` ([`conv_simd`]).
+    Wide,
+    #[cfg(target_arch = "x86_64")]
+    X86(x86::X86Isa),
+}
+
+impl Isa {
+    fn name(self) -> &'static str {
+        match self {
+            Isa::Wide => "wide",
+            #[cfg(target_arch = "x86_64")]
+            Isa::X86(isa) => isa.name(),
+        }
+    }
 }
 
 /// Below this many MACs per frame the swarm runs on the calling thread: rayon's fork/join
@@ -220,6 +299,7 @@ impl Worker {
 /// Read-only state shared by the workers of one run.
 struct Shared<'a> {
     kernel: CpuKernel,
+    isa: Isa,
     agents: &'a [AgentPlan],
     offsets: &'a [usize],
     input: &'a [i8],
@@ -233,6 +313,7 @@ struct Shared<'a> {
 #[derive(Debug)]
 pub struct CpuSwarm {
     kernel: CpuKernel,
+    isa: Isa,
     input_shape: MapShape,
     input_geom: PlaneGeom,
     input_zp: i32,
@@ -276,6 +357,7 @@ impl CpuSwarm {
             .len()
             .filter(|&n| n > 0)
             .ok_or_else(|| EngineError::Shape("empty or oversized input map".into()))?;
+        let isa = kernel.isa()?;
         let mut agents = Vec::with_capacity(swarm.len());
         let mut offsets = vec![0usize];
         let (mut max_bytes, mut max_planes, mut macs) = (0usize, 0usize, 0u64);
@@ -316,9 +398,10 @@ impl CpuSwarm {
         } else {
             0
         };
-        let (bytes, planes) = match kernel {
-            CpuKernel::Scalar => (max_bytes, 0),
-            CpuKernel::Simd => (0, max_planes),
+        let (bytes, planes) = if kernel.uses_planes() {
+            (0, max_planes)
+        } else {
+            (max_bytes, 0)
         };
         let worker = Worker {
             bytes: [vec![0; bytes], vec![0; bytes]],
@@ -327,13 +410,15 @@ impl CpuSwarm {
         let input_geom = PlaneGeom::new(input_shape);
         Ok(Self {
             kernel,
+            isa,
             input_shape,
             input_geom,
             input_zp: swarm.input_q().zero_point,
             offsets: offsets.clone(),
-            input_planes: match kernel {
-                CpuKernel::Scalar => Vec::new(),
-                CpuKernel::Simd => vec![0; input_geom.total],
+            input_planes: if kernel.uses_planes() {
+                vec![0; input_geom.total]
+            } else {
+                Vec::new()
             },
             q_out: vec![0; offsets[n]],
             workers: vec![worker; n_workers],
@@ -381,6 +466,12 @@ impl CpuSwarm {
         self.kernel
     }
 
+    /// What the layers run on: `wide`, `avx2`, `avx-vnni` or `avx512-vnni` (the scalar kernel
+    /// reports `wide` too, unused).
+    pub fn isa_name(&self) -> &'static str {
+        self.isa.name()
+    }
+
     /// Total output length (f32 or i8 values), agents concatenated.
     pub fn output_len(&self) -> usize {
         self.offsets[self.offsets.len() - 1]
@@ -426,7 +517,7 @@ impl CpuSwarm {
                 got: input.len(),
             });
         }
-        if self.kernel == CpuKernel::Simd {
+        if self.kernel.uses_planes() {
             hwc_to_planes(
                 input,
                 self.input_zp,
@@ -439,6 +530,7 @@ impl CpuSwarm {
         }
         let shared = Shared {
             kernel: self.kernel,
+            isa: self.isa,
             agents: &self.agents,
             offsets: &self.offsets,
             input,
@@ -475,11 +567,10 @@ fn run_workers(
                 if sh.sabotaged[a] {
                     panic!("swarmpose: injected fault: agent {a} panics (fault-kind=panic)");
                 }
-                match sh.kernel {
-                    CpuKernel::Scalar => forward_scalar(plan, sh.input, worker, q),
-                    CpuKernel::Simd => {
-                        forward_simd(plan, sh.input_planes, worker, q, sh.split_depth);
-                    }
+                if sh.kernel.uses_planes() {
+                    forward_simd(plan, sh.input_planes, worker, q, sh.isa, sh.split_depth);
+                } else {
+                    forward_scalar(plan, sh.input, worker, q);
                 }
             }));
             if ran.is_err() {
@@ -620,6 +711,7 @@ fn forward_simd(
     input_planes: &[i32],
     worker: &mut Worker,
     out: &mut [i8],
+    isa: Isa,
     split_depth: u32,
 ) {
     let n = plan.simd.len();
@@ -630,7 +722,7 @@ fn forward_simd(
             (false, 1) => (&a[..], &mut b[..]),
             (false, _) => (&b[..], &mut a[..]),
         };
-        conv_layer(layer, src, dst, 0..layer.dst.pairs, split_depth);
+        conv_layer(layer, src, dst, 0..layer.dst.pairs, isa, split_depth);
     }
     let last = &plan.simd[n - 1];
     let result = if n % 2 == 1 { &a[..] } else { &b[..] };
@@ -685,6 +777,7 @@ fn conv_layer(
     src: &[i32],
     dst: &mut [i32],
     pairs: std::ops::Range<usize>,
+    isa: Isa,
     split_depth: u32,
 ) {
     // Below ~64k MACs a part, fork/join costs more than it saves.
@@ -693,10 +786,14 @@ fn conv_layer(
         let mid = pairs.start + pairs.len() / 2;
         let (l, r) = dst.split_at_mut((mid - pairs.start) * layer.dst.plane_len);
         rayon::join(
-            || conv_layer(layer, src, l, pairs.start..mid, split_depth - 1),
-            || conv_layer(layer, src, r, mid..pairs.end, split_depth - 1),
+            || conv_layer(layer, src, l, pairs.start..mid, isa, split_depth - 1),
+            || conv_layer(layer, src, r, mid..pairs.end, isa, split_depth - 1),
         );
         return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Isa::X86(isa) = isa {
+        return x86::conv(isa, layer, src, dst, pairs);
     }
     match (layer.conv_stride, layer.depthwise) {
         (1, false) => conv_simd::<1, false>(layer, src, dst, pairs),

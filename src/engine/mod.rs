@@ -42,6 +42,8 @@ pub enum EngineError {
     NoGpuAdapter(String),
     /// Device creation, limits or execution failure.
     Gpu(String),
+    /// The requested kernel cannot run on this CPU.
+    Unsupported(String),
 }
 
 impl fmt::Display for EngineError {
@@ -57,6 +59,7 @@ impl fmt::Display for EngineError {
             }
             Self::NoGpuAdapter(s) => write!(f, "no GPU adapter: {s}"),
             Self::Gpu(s) => write!(f, "GPU error: {s}"),
+            Self::Unsupported(s) => write!(f, "unsupported: {s}"),
         }
     }
 }
