@@ -544,7 +544,16 @@ impl CpuSwarm {
         } else {
             (&mut self.workers[..1], &self.serial_bounds)
         };
-        run_workers(&shared, workers, bounds, &mut self.q_out, out, 0);
+        let q_out = &mut self.q_out;
+        let job = move || run_workers(&shared, workers, bounds, q_out, out, 0);
+        if (self.parallel || self.split_depth > 0) && rayon::current_thread_index().is_none() {
+            // Enter the pool once per run: a join made on a pool thread is a cheap deque push,
+            // while each join made from outside (a streaming thread) blocks on a cross-thread
+            // wake-up, and a split stem makes one per layer.
+            rayon::scope(|_| job());
+        } else {
+            job();
+        }
         Ok(())
     }
 }

@@ -92,9 +92,15 @@ pub struct SwarmRunner {
 
 impl SwarmRunner {
     pub fn new(swarm: &Swarm, input: MapShape, backend: Backend) -> Result<Self, EngineError> {
+        // The status names the instruction set the SIMD kernel picked on this CPU.
         let cpu = |kernel, status: String| {
+            let cpu = CpuSwarm::new(swarm, input, kernel)?;
+            let status = match kernel {
+                CpuKernel::Scalar => status,
+                _ => format!("{status} ({})", cpu.isa_name()),
+            };
             Ok(Self {
-                engine: Engine::Cpu(Box::new(CpuSwarm::new(swarm, input, kernel)?)),
+                engine: Engine::Cpu(Box::new(cpu)),
                 status,
             })
         };
