@@ -1,5 +1,6 @@
 //! swarmdetect + swarmconsensus cost per 640x480 frame of a real clip, with the shipped bundle:
-//! one person (`max-persons=1`) and every person the body agents find (`max-persons=10`).
+//! one person (`max-persons=1`), every person the body agents find (`max-persons=10`), and one
+//! person with the test-time flip (`flip=true`).
 //! Frames are decoded once up front (GStreamer), then the plain-Rust detector and consensus
 //! are timed, CPU SIMD with rayon across person crops.
 //!
@@ -59,38 +60,41 @@ fn bench(c: &mut Criterion) {
     let mut consensus = Consensus::default();
     let mut group = c.benchmark_group("detect_consensus_640x480");
     group.sample_size(20);
-    for max_persons in [1usize, 10] {
+    // The element's defaults, and the test-time flip (`flip=true`) at one person.
+    for (max_persons, flip) in [(1usize, false), (10, false), (1, true)] {
         let config = DetectConfig {
             max_persons,
+            flip,
             ..DetectConfig::default()
+        };
+        let name = match flip {
+            false => format!("max_persons_{max_persons}"),
+            true => format!("max_persons_{max_persons}_flip"),
         };
         let mut frame = PoseFrame::new(0, W as u32, H as u32);
         let mut persons = 0usize;
         let mut runs = 0usize;
         let mut i = 0;
-        group.bench_function(
-            BenchmarkId::from_parameter(format!("max_persons_{max_persons}")),
-            |b| {
-                b.iter(|| {
-                    let view = RgbView {
-                        data: &frames[i % frames.len()],
-                        width: W,
-                        height: H,
-                        stride: W * 3,
-                        pixel_stride: 3,
-                        offsets: [0, 1, 2],
-                    };
-                    i += 1;
-                    detector.detect(&view, None, &config, &mut frame).unwrap();
-                    consensus.fuse(&mut frame);
-                    persons += frame.persons.len();
-                    runs += 1;
-                    black_box(&frame);
-                })
-            },
-        );
+        group.bench_function(BenchmarkId::from_parameter(&name), |b| {
+            b.iter(|| {
+                let view = RgbView {
+                    data: &frames[i % frames.len()],
+                    width: W,
+                    height: H,
+                    stride: W * 3,
+                    pixel_stride: 3,
+                    offsets: [0, 1, 2],
+                };
+                i += 1;
+                detector.detect(&view, None, &config, &mut frame).unwrap();
+                consensus.fuse(&mut frame);
+                persons += frame.persons.len();
+                runs += 1;
+                black_box(&frame);
+            })
+        });
         eprintln!(
-            "max_persons {max_persons}: {:.2} persons per frame on average",
+            "{name}: {:.2} persons per frame on average",
             persons as f64 / runs.max(1) as f64
         );
     }

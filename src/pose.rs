@@ -29,6 +29,10 @@ pub const KEYPOINT_NAMES: [&str; NUM_KEYPOINTS] = [
     "right_ankle",
 ];
 
+/// The keypoint each keypoint becomes in a mirror image (left and right swap).
+pub const MIRRORED_KEYPOINT: [u8; NUM_KEYPOINTS] =
+    [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15];
+
 /// The 19 COCO skeleton links (0-based keypoint indices), as in the COCO annotation file.
 pub const SKELETON: [(u8, u8); 19] = [
     (15, 13),

@@ -43,6 +43,7 @@ const FORMATS: [gst_video::VideoFormat; 10] = [
 
 const DEFAULT_MAX_PERSONS: u32 = 10;
 const DEFAULT_MIN_PERSON_SCORE: f64 = 0.3;
+const DEFAULT_FLIP: bool = false;
 
 #[derive(Clone, Debug)]
 struct Settings {
@@ -51,6 +52,7 @@ struct Settings {
     max_persons: u32,
     min_person_score: f64,
     agents_per_keypoint: u32,
+    flip: bool,
     latency_budget_ms: f64,
     interval: u32,
     use_upstream_boxes: bool,
@@ -89,6 +91,7 @@ impl Default for Settings {
             max_persons: DEFAULT_MAX_PERSONS,
             min_person_score: DEFAULT_MIN_PERSON_SCORE,
             agents_per_keypoint: 0,
+            flip: DEFAULT_FLIP,
             latency_budget_ms: 0.0,
             interval: 1,
             use_upstream_boxes: false,
@@ -161,6 +164,14 @@ impl ObjectImpl for SwarmDetect {
                     .minimum(0)
                     .maximum(64)
                     .default_value(0)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("flip")
+                    .nick("Test-time flip")
+                    .blurb("Also run every person crop mirrored left to right and average each keypoint agent's \
+                            map with its mirror agent's (left and right swapped): steadier keypoints, twice the \
+                            keypoint-tier cost")
+                    .default_value(DEFAULT_FLIP)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecDouble::builder("latency-budget")
@@ -238,6 +249,7 @@ impl ObjectImpl for SwarmDetect {
             "max-persons" => s.max_persons = value.get().expect(checked),
             "min-person-score" => s.min_person_score = value.get().expect(checked),
             "agents-per-keypoint" => s.agents_per_keypoint = value.get().expect(checked),
+            "flip" => s.flip = value.get().expect(checked),
             "latency-budget" => s.latency_budget_ms = value.get().expect(checked),
             "interval" => s.interval = value.get().expect(checked),
             "use-upstream-boxes" => s.use_upstream_boxes = value.get().expect(checked),
@@ -261,6 +273,7 @@ impl ObjectImpl for SwarmDetect {
             "max-persons" => s.max_persons.to_value(),
             "min-person-score" => s.min_person_score.to_value(),
             "agents-per-keypoint" => s.agents_per_keypoint.to_value(),
+            "flip" => s.flip.to_value(),
             "latency-budget" => s.latency_budget_ms.to_value(),
             "interval" => s.interval.to_value(),
             "use-upstream-boxes" => s.use_upstream_boxes.to_value(),
@@ -511,6 +524,7 @@ impl BaseTransformImpl for SwarmDetect {
             max_persons: settings.max_persons as usize,
             min_person_score: settings.min_person_score as f32,
             agents_per_keypoint: state.governor.agents_per_keypoint(),
+            flip: settings.flip,
         };
         self.set_up_panics(state, settings.fault_config());
         let mut pose = PoseFrame::new(frame_no, info.width(), info.height());

@@ -187,9 +187,83 @@ pub fn decode_keypoint(map: &[f32], grid_w: usize, stride: f32) -> (f32, f32, f3
     )
 }
 
+/// Averages an agent's map with the map its mirror agent produced on the horizontally
+/// mirrored input (test-time flip), into `out`, in the original input's frame. `channels`
+/// per cell, the x offset (cells) in channel 1, as in the 3-channel keypoint layout.
+///
+/// The mirrored input's pixel `u'` is the input's pixel `side - 1 - u'`, so cell `c'` is cell
+/// `grid_w - 1 - c'` and an x offset `dx'` becomes `-dx' - 1 / stride`; the other channels
+/// (logit, y offset) do not change under the mirror.
+pub fn merge_mirrored_map(
+    map: &[f32],
+    mirrored: &[f32],
+    grid_w: usize,
+    channels: usize,
+    stride: f32,
+    out: &mut [f32],
+) {
+    let row_len = grid_w * channels;
+    let rows = map
+        .chunks_exact(row_len)
+        .zip(mirrored.chunks_exact(row_len))
+        .zip(out.chunks_exact_mut(row_len));
+    for ((row, mirrored_row), out_row) in rows {
+        let cells = row
+            .chunks_exact(channels)
+            .zip(mirrored_row.chunks_exact(channels).rev())
+            .zip(out_row.chunks_exact_mut(channels));
+        for ((a, b), o) in cells {
+            for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
+                *o = (a + b) * 0.5;
+            }
+            o[1] = (a[1] - b[1] - 1.0 / stride) * 0.5;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 3-channel keypoint map whose only peak encodes input pixel `(u, v)`.
+    fn keypoint_map(grid: usize, stride: f32, u: f32, v: f32) -> Vec<f32> {
+        let mut m = vec![0.0f32; grid * grid * KEYPOINT_CHANNELS];
+        for cell in m.chunks_exact_mut(KEYPOINT_CHANNELS) {
+            cell[0] = -8.0;
+        }
+        let (c, r) = ((u / stride) as usize, (v / stride) as usize);
+        let cell = &mut m[(r * grid + c) * KEYPOINT_CHANNELS..][..KEYPOINT_CHANNELS];
+        cell[0] = 2.0;
+        cell[1] = u / stride - c as f32 - 0.5;
+        cell[2] = v / stride - r as f32 - 0.5;
+        m
+    }
+
+    #[test]
+    fn mirrored_map_merges_back_onto_the_same_point() {
+        let (grid, stride) = (12usize, 16.0f32);
+        let side = grid as f32 * stride;
+        let (u, v) = (37.3, 101.6);
+        let map = keypoint_map(grid, stride, u, v);
+        // A perfect agent on the mirrored crop sees the point at side - 1 - u.
+        let mirrored = keypoint_map(grid, stride, side - 1.0 - u, v);
+        let mut merged = vec![0.0; map.len()];
+        merge_mirrored_map(
+            &map,
+            &mirrored,
+            grid,
+            KEYPOINT_CHANNELS,
+            stride,
+            &mut merged,
+        );
+        let (x, y, conf) = decode_keypoint(&merged, grid, stride);
+        assert!((x - u).abs() < 1e-3 && (y - v).abs() < 1e-3, "{x} {y}");
+        assert!((conf - sigmoid(2.0)).abs() < 1e-6);
+        // A mirrored map that disagrees (peak elsewhere) halves the peak's logit.
+        let other = keypoint_map(grid, stride, 150.0, 20.0);
+        merge_mirrored_map(&map, &other, grid, KEYPOINT_CHANNELS, stride, &mut merged);
+        assert!(decode_keypoint(&merged, grid, stride).2 < sigmoid(2.0));
+    }
 
     fn body_map(grid: usize, peaks: &[(usize, usize, f32)]) -> Vec<f32> {
         let mut m = vec![-10.0f32; grid * grid * BODY_CHANNELS];

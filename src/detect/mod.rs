@@ -17,8 +17,8 @@ use crate::engine::{
     ActiveBackend, Backend, EngineError, MapShape, QuantParams, Swarm, SwarmRunner,
 };
 use crate::pose::{
-    BBox, Candidate, KEYPOINT_NAMES, Keypoint, NUM_KEYPOINTS, Person, PoseFrame, Stage, Tier,
-    Visibility,
+    BBox, Candidate, KEYPOINT_NAMES, Keypoint, MIRRORED_KEYPOINT, NUM_KEYPOINTS, Person, PoseFrame,
+    Stage, Tier, Visibility,
 };
 use decode::{BODY_CHANNELS, BoxProposal, KEYPOINT_CHANNELS, KEYPOINT_SUBCELL_CHANNELS};
 use sample::{RgbView, Sampler, Window};
@@ -72,6 +72,9 @@ pub struct DetectConfig {
     pub min_person_score: f32,
     /// Keypoint agents used per keypoint; clamped to `1..=Detector::max_agents_per_keypoint()`.
     pub agents_per_keypoint: usize,
+    /// Test-time flip: every crop also runs mirrored, and each agent's map is averaged with
+    /// its mirror agent's (3-channel keypoint agents; others use the plain crop only).
+    pub flip: bool,
 }
 
 impl Default for DetectConfig {
@@ -80,6 +83,7 @@ impl Default for DetectConfig {
             max_persons: 10,
             min_person_score: 0.3,
             agents_per_keypoint: usize::MAX,
+            flip: false,
         }
     }
 }
@@ -129,6 +133,21 @@ impl Stem {
         }
         Ok(())
     }
+
+    /// Mirrors the last sampled input left to right and runs the stem on it again.
+    fn run_mirrored(&mut self) -> Result<(), DetectError> {
+        let side = self.sampler.side();
+        for row in self.input.chunks_exact_mut(side * 3) {
+            // Reversing the bytes reverses the pixels and each pixel's RGB; undo the latter.
+            row.reverse();
+            row.chunks_exact_mut(3).for_each(<[i8]>::reverse);
+        }
+        self.runner.run(&self.input, &mut self.out_f)?;
+        for (q, &x) in self.out_q.iter_mut().zip(&self.out_f) {
+            *q = self.out_quant.quantize(x);
+        }
+        Ok(())
+    }
 }
 
 /// One person's keypoint result from a worker.
@@ -144,6 +163,11 @@ struct CropWorker {
     /// Keypoint swarm per quality level (level `q` runs the first `q + 1` agents of each keypoint).
     levels: Vec<SwarmRunner>,
     out: Vec<f32>,
+    /// Test-time flip scratch: the agents' maps on the mirrored crop, one merged map, and
+    /// which agents failed on the plain crop.
+    out_mirrored: Vec<f32>,
+    merged: Vec<f32>,
+    failed: Vec<bool>,
     candidates: Vec<Candidate>,
     results: Vec<PersonKeypoints>,
 }
@@ -175,6 +199,9 @@ pub struct Detector {
     workers: Vec<CropWorker>,
     /// Per quality level, the agents of its swarm in runner order.
     level_agents: Vec<Vec<KeypointAgent>>,
+    /// Per quality level and agent, the runner index of its mirror agent: same rank among
+    /// the agents of the left/right-swapped keypoint (test-time flip).
+    level_mirrors: Vec<Vec<Option<usize>>>,
     boxes: Vec<(BBox, f32)>,
     status: String,
 }
@@ -272,10 +299,21 @@ impl Detector {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let out_len = levels.last().map_or(0, SwarmRunner::output_len);
+            let max_map = levels.last().map_or(0, |r| {
+                r.offsets()
+                    .windows(2)
+                    .map(|o| o[1] - o[0])
+                    .max()
+                    .unwrap_or(0)
+            });
+            let n_agents = level_agents.last().map_or(0, Vec::len);
             Ok(CropWorker {
                 stem,
                 levels,
                 out: vec![0.0; out_len],
+                out_mirrored: vec![0.0; out_len],
+                merged: vec![0.0; max_map],
+                failed: vec![false; n_agents],
                 candidates: Vec::with_capacity(MAX_PERSONS * NUM_KEYPOINTS * max_level),
                 results: Vec::with_capacity(MAX_PERSONS),
             })
@@ -312,6 +350,7 @@ impl Detector {
             crop_margin,
             body,
             workers,
+            level_mirrors: level_agents.iter().map(|l| mirror_agents(l)).collect(),
             level_agents,
             boxes: Vec::with_capacity(MAX_PERSONS),
             status,
@@ -477,15 +516,15 @@ impl Detector {
     /// Keypoint tier over every person crop, persons spread over the workers.
     fn run_keypoints(&mut self, img: &RgbView, config: &DetectConfig) -> Result<(), DetectError> {
         let level = self.level(config.agents_per_keypoint);
-        let agents = &self.level_agents[level];
-        let (boxes, side, grid_w, grid_h, stride, margin) = (
-            &self.boxes,
-            self.side,
-            self.grid.w,
-            self.grid.h,
-            self.stride,
-            self.crop_margin,
-        );
+        let crop = CropParams {
+            level,
+            agents: &self.level_agents[level],
+            mirrors: config.flip.then_some(&self.level_mirrors[level][..]),
+            grid: self.grid,
+            stride: self.stride,
+            side: self.side,
+        };
+        let (boxes, margin) = (&self.boxes, self.crop_margin);
         let n_workers = self.workers.len();
         for w in &mut self.workers {
             w.candidates.clear();
@@ -493,73 +532,8 @@ impl Detector {
         }
         let work = |(w, worker): (usize, &mut CropWorker)| -> Result<(), DetectError> {
             for (p, &(bbox, _)) in boxes.iter().enumerate().skip(w).step_by(n_workers) {
-                let win = Window::square(
-                    bbox.x + bbox.w / 2.0,
-                    bbox.y + bbox.h / 2.0,
-                    bbox.w.max(bbox.h) * (1.0 + margin),
-                    side,
-                );
-                worker.stem.run(img, win)?;
-                let runner = &mut worker.levels[level];
-                let out = &mut worker.out[..runner.output_len()];
-                runner.run(&worker.stem.out_q, out)?;
-                let offsets = runner.offsets();
-                let cells = grid_w * grid_h;
-                let mut sums = [(0.0f32, 0.0f32, 0.0f32, 0u32); NUM_KEYPOINTS];
-                for (j, agent) in agents.iter().enumerate() {
-                    if runner.agent_failed(j) {
-                        // The agent panicked and was isolated (see engine::cpu): report the
-                        // failure as consensus knows it, a NaN candidate.
-                        worker.candidates.push(Candidate {
-                            agent: agent.bundle_index,
-                            tier: Tier::Keypoint,
-                            keypoint: agent.keypoint,
-                            person: p as u16,
-                            x: f32::NAN,
-                            y: f32::NAN,
-                            confidence: f32::NAN,
-                        });
-                        continue;
-                    }
-                    let map = &out[offsets[j]..offsets[j + 1]];
-                    let (u, v, confidence) =
-                        decode::decode_keypoint_any(map, map.len() / cells, grid_w, stride);
-                    let (x, y) = win.to_image(u, v);
-                    worker.candidates.push(Candidate {
-                        agent: agent.bundle_index,
-                        tier: Tier::Keypoint,
-                        keypoint: agent.keypoint,
-                        person: p as u16,
-                        x,
-                        y,
-                        confidence,
-                    });
-                    let s = &mut sums[usize::from(agent.keypoint)];
-                    *s = (
-                        s.0 + x * confidence,
-                        s.1 + y * confidence,
-                        s.2 + confidence,
-                        s.3 + 1,
-                    );
-                }
-                // Provisional pose (confidence-weighted mean, as trained); consensus refines it.
-                let keypoints = std::array::from_fn(|k| {
-                    let (sx, sy, sc, n) = sums[k];
-                    if n == 0 || sc <= 0.0 {
-                        return Keypoint::default();
-                    }
-                    let score = sc / n as f32;
-                    Keypoint {
-                        x: sx / sc,
-                        y: sy / sc,
-                        score,
-                        visibility: if score >= PROVISIONAL_VISIBLE {
-                            Visibility::Visible
-                        } else {
-                            Visibility::Hidden
-                        },
-                    }
-                });
+                let win = square_crop(&bbox, margin, crop.side);
+                let keypoints = worker.run_crop(img, win, p, &crop)?;
                 worker.results.push(PersonKeypoints {
                     person: p,
                     keypoints,
@@ -573,5 +547,147 @@ impl Detector {
             use rayon::prelude::*;
             self.workers.par_iter_mut().enumerate().try_for_each(work)
         }
+    }
+}
+
+/// What every crop of one frame shares: the quality level and the stem's geometry.
+struct CropParams<'a> {
+    level: usize,
+    agents: &'a [KeypointAgent],
+    /// Mirror agent of each agent when the crop also runs mirrored (test-time flip).
+    mirrors: Option<&'a [Option<usize>]>,
+    grid: MapShape,
+    stride: f32,
+    side: usize,
+}
+
+/// For each agent of a swarm, the index of the agent of the mirrored keypoint with the same
+/// rank among its keypoint's agents, if the swarm has one.
+fn mirror_agents(agents: &[KeypointAgent]) -> Vec<Option<usize>> {
+    let rank = |j: usize| {
+        agents[..j]
+            .iter()
+            .filter(|a| a.keypoint == agents[j].keypoint)
+            .count()
+    };
+    (0..agents.len())
+        .map(|j| {
+            let (want, r) = (MIRRORED_KEYPOINT[usize::from(agents[j].keypoint)], rank(j));
+            (0..agents.len()).find(|&i| agents[i].keypoint == want && rank(i) == r)
+        })
+        .collect()
+}
+
+/// The square window the keypoint tier sees for a person box (the training crops' rule:
+/// the longer side plus `margin`, centred on the box).
+fn square_crop(bbox: &BBox, margin: f32, side: usize) -> Window {
+    Window::square(
+        bbox.x + bbox.w / 2.0,
+        bbox.y + bbox.h / 2.0,
+        bbox.w.max(bbox.h) * (1.0 + margin),
+        side,
+    )
+}
+
+impl CropWorker {
+    /// Runs the stem and the level's keypoint agents on one window of `img`; pushes every
+    /// agent's candidate for person `person` and returns the provisional pose
+    /// (confidence-weighted mean per keypoint, as trained; consensus refines it).
+    fn run_crop(
+        &mut self,
+        img: &RgbView,
+        win: Window,
+        person: usize,
+        crop: &CropParams,
+    ) -> Result<[Keypoint; NUM_KEYPOINTS], DetectError> {
+        self.stem.run(img, win)?;
+        let runner = &mut self.levels[crop.level];
+        let len = runner.output_len();
+        runner.run(&self.stem.out_q, &mut self.out[..len])?;
+        let failed = &mut self.failed[..crop.agents.len()];
+        for (j, f) in failed.iter_mut().enumerate() {
+            *f = runner.agent_failed(j);
+        }
+        if crop.mirrors.is_some() {
+            self.stem.run_mirrored()?;
+            runner.run(&self.stem.out_q, &mut self.out_mirrored[..len])?;
+            for (j, f) in failed.iter_mut().enumerate() {
+                *f |= runner.agent_failed(j);
+            }
+        }
+        let (out, offsets) = (&self.out[..len], runner.offsets());
+        let cells = crop.grid.w * crop.grid.h;
+        let mut sums = [(0.0f32, 0.0f32, 0.0f32, 0u32); NUM_KEYPOINTS];
+        for (j, agent) in crop.agents.iter().enumerate() {
+            let mirror = crop.mirrors.and_then(|m| m[j]);
+            if failed[j] || mirror.is_some_and(|i| failed[i]) {
+                // The agent panicked and was isolated (see engine::cpu): report the failure
+                // as consensus knows it, a NaN candidate.
+                self.candidates.push(Candidate {
+                    agent: agent.bundle_index,
+                    tier: Tier::Keypoint,
+                    keypoint: agent.keypoint,
+                    person: person as u16,
+                    x: f32::NAN,
+                    y: f32::NAN,
+                    confidence: f32::NAN,
+                });
+                continue;
+            }
+            let mut map = &out[offsets[j]..offsets[j + 1]];
+            let channels = map.len() / cells;
+            if let Some(i) = mirror
+                && channels == KEYPOINT_CHANNELS
+                && offsets[i + 1] - offsets[i] == map.len()
+            {
+                let merged = &mut self.merged[..map.len()];
+                let mirrored = &self.out_mirrored[offsets[i]..offsets[i + 1]];
+                decode::merge_mirrored_map(
+                    map,
+                    mirrored,
+                    crop.grid.w,
+                    channels,
+                    crop.stride,
+                    merged,
+                );
+                map = merged;
+            }
+            let (u, v, confidence) =
+                decode::decode_keypoint_any(map, channels, crop.grid.w, crop.stride);
+            let (x, y) = win.to_image(u, v);
+            self.candidates.push(Candidate {
+                agent: agent.bundle_index,
+                tier: Tier::Keypoint,
+                keypoint: agent.keypoint,
+                person: person as u16,
+                x,
+                y,
+                confidence,
+            });
+            let s = &mut sums[usize::from(agent.keypoint)];
+            *s = (
+                s.0 + x * confidence,
+                s.1 + y * confidence,
+                s.2 + confidence,
+                s.3 + 1,
+            );
+        }
+        Ok(std::array::from_fn(|k| {
+            let (sx, sy, sc, n) = sums[k];
+            if n == 0 || sc <= 0.0 {
+                return Keypoint::default();
+            }
+            let score = sc / n as f32;
+            Keypoint {
+                x: sx / sc,
+                y: sy / sc,
+                score,
+                visibility: if score >= PROVISIONAL_VISIBLE {
+                    Visibility::Visible
+                } else {
+                    Visibility::Hidden
+                },
+            }
+        }))
     }
 }
