@@ -123,26 +123,20 @@ impl Stem {
         })
     }
 
-    /// Samples `win` of `img` and runs the stem; the int8 features are in `self.out_q`.
-    fn run(&mut self, img: &RgbView, win: Window) -> Result<(), DetectError> {
+    /// Samples `win` of `img`, mirrored left to right if `mirror`, and runs the stem; the
+    /// int8 features are in `self.out_q`.
+    fn run(&mut self, img: &RgbView, win: Window, mirror: bool) -> Result<(), DetectError> {
         self.sampler.sample(img, win, &mut self.input);
+        if mirror {
+            let side = self.sampler.side();
+            for row in self.input.chunks_exact_mut(side * 3) {
+                // Reversing the bytes reverses the pixels and each pixel's RGB; undo the latter.
+                row.reverse();
+                row.chunks_exact_mut(3).for_each(<[i8]>::reverse);
+            }
+        }
         self.runner.run(&self.input, &mut self.out_f)?;
         // Exact: the runner dequantised these very levels with the same parameters.
-        for (q, &x) in self.out_q.iter_mut().zip(&self.out_f) {
-            *q = self.out_quant.quantize(x);
-        }
-        Ok(())
-    }
-
-    /// Mirrors the last sampled input left to right and runs the stem on it again.
-    fn run_mirrored(&mut self) -> Result<(), DetectError> {
-        let side = self.sampler.side();
-        for row in self.input.chunks_exact_mut(side * 3) {
-            // Reversing the bytes reverses the pixels and each pixel's RGB; undo the latter.
-            row.reverse();
-            row.chunks_exact_mut(3).for_each(<[i8]>::reverse);
-        }
-        self.runner.run(&self.input, &mut self.out_f)?;
         for (q, &x) in self.out_q.iter_mut().zip(&self.out_f) {
             *q = self.out_quant.quantize(x);
         }
@@ -162,14 +156,30 @@ struct CropWorker {
     stem: Stem,
     /// Keypoint swarm per quality level (level `q` runs the first `q + 1` agents of each keypoint).
     levels: Vec<SwarmRunner>,
-    out: Vec<f32>,
-    /// Test-time flip scratch: the agents' maps on the mirrored crop, one merged map, and
-    /// which agents failed on the plain crop.
-    out_mirrored: Vec<f32>,
+    /// The agents' maps on the last plain crop, and on the last mirrored one (test-time flip).
+    plain: AgentMaps,
+    mirrored: AgentMaps,
+    /// One agent's map merged with its mirror agent's (test-time flip).
     merged: Vec<f32>,
-    failed: Vec<bool>,
     candidates: Vec<Candidate>,
     results: Vec<PersonKeypoints>,
+}
+
+/// One run of a quality level's keypoint agents on a crop: their maps, concatenated in runner
+/// order, and which agents failed (panicked and were isolated).
+#[derive(Default)]
+struct AgentMaps {
+    out: Vec<f32>,
+    failed: Vec<bool>,
+}
+
+impl AgentMaps {
+    fn new(out_len: usize, agents: usize) -> Self {
+        AgentMaps {
+            out: vec![0.0; out_len],
+            failed: vec![false; agents],
+        }
+    }
 }
 
 /// The body tier: its swarm on the worker-0 stem output, averaged maps and proposals.
@@ -310,10 +320,9 @@ impl Detector {
             Ok(CropWorker {
                 stem,
                 levels,
-                out: vec![0.0; out_len],
-                out_mirrored: vec![0.0; out_len],
+                plain: AgentMaps::new(out_len, n_agents),
+                mirrored: AgentMaps::new(out_len, n_agents),
                 merged: vec![0.0; max_map],
-                failed: vec![false; n_agents],
                 candidates: Vec::with_capacity(MAX_PERSONS * NUM_KEYPOINTS * max_level),
                 results: Vec::with_capacity(MAX_PERSONS),
             })
@@ -482,7 +491,8 @@ impl Detector {
         };
         let win = Window::letterbox(img.width, img.height, self.side);
         let stem = &mut self.workers[0].stem;
-        stem.run(img, win)?;
+        stem.runner.set_parallel(true);
+        stem.run(img, win, false)?;
         body.runner.run(&stem.out_q, &mut body.out)?;
         decode::average_maps(&body.out, body.agents, &mut body.mean);
         decode::decode_bodies(
@@ -513,10 +523,14 @@ impl Detector {
         Ok(())
     }
 
-    /// Keypoint tier over every person crop, persons spread over the workers.
+    /// Keypoint tier over every person crop, persons spread over the workers. With the
+    /// test-time flip and two or more workers, the workers go in pairs: one runs the plain
+    /// crop while the other runs the mirrored one (two whole stem passes side by side scale
+    /// better than one pass split layer by layer).
     fn run_keypoints(&mut self, img: &RgbView, config: &DetectConfig) -> Result<(), DetectError> {
         let level = self.level(config.agents_per_keypoint);
-        let crop = CropParams {
+        let mut crop = CropParams {
+            spread: true,
             level,
             agents: &self.level_agents[level],
             mirrors: config.flip.then_some(&self.level_mirrors[level][..]),
@@ -525,33 +539,72 @@ impl Detector {
             side: self.side,
         };
         let (boxes, margin) = (&self.boxes, self.crop_margin);
-        let n_workers = self.workers.len();
         for w in &mut self.workers {
             w.candidates.clear();
             w.results.clear();
         }
-        let work = |(w, worker): (usize, &mut CropWorker)| -> Result<(), DetectError> {
-            for (p, &(bbox, _)) in boxes.iter().enumerate().skip(w).step_by(n_workers) {
+        // Workers per team: a team takes every n-th person and runs all of its crops.
+        let team = if config.flip && self.workers.len() >= 2 {
+            2
+        } else {
+            1
+        };
+        let teams = self.workers.len() / team;
+        // A team's two crops are equal work, so each keeps to its own thread. Persons spread
+        // over single-worker teams are uneven (3 persons on 2 threads), so their crops still
+        // split, and rayon lends an idle thread to a busy worker's layers.
+        crop.spread = team == 1;
+        let work = |(t, workers): (usize, &mut [CropWorker])| -> Result<(), DetectError> {
+            let (first, rest) = workers.split_first_mut().expect("a team has a worker");
+            for (p, &(bbox, _)) in boxes.iter().enumerate().skip(t).step_by(teams) {
                 let win = square_crop(&bbox, margin, crop.side);
-                let keypoints = worker.run_crop(img, win, p, &crop)?;
-                worker.results.push(PersonKeypoints {
+                let keypoints = match (crop.mirrors.is_some(), rest.first_mut()) {
+                    (false, _) => {
+                        first.infer(img, win, level, crop.spread, false)?;
+                        first.decode(win, p, &crop, None)
+                    }
+                    (true, Some(partner)) => {
+                        let (a, b) = rayon::join(
+                            || first.infer(img, win, level, crop.spread, false),
+                            || partner.infer(img, win, level, crop.spread, true),
+                        );
+                        a?;
+                        b?;
+                        first.decode(win, p, &crop, Some(&partner.mirrored))
+                    }
+                    (true, None) => {
+                        first.infer(img, win, level, crop.spread, false)?;
+                        first.infer(img, win, level, crop.spread, true)?;
+                        // Taken out and put back: moves, no allocation.
+                        let mirrored = std::mem::take(&mut first.mirrored);
+                        let keypoints = first.decode(win, p, &crop, Some(&mirrored));
+                        first.mirrored = mirrored;
+                        keypoints
+                    }
+                };
+                first.results.push(PersonKeypoints {
                     person: p,
                     keypoints,
                 });
             }
             Ok(())
         };
-        if n_workers == 1 || boxes.len() <= 1 {
-            work((0, &mut self.workers[0]))
+        if teams == 1 || boxes.len() <= 1 {
+            work((0, &mut self.workers[..team]))
         } else {
             use rayon::prelude::*;
-            self.workers.par_iter_mut().enumerate().try_for_each(work)
+            self.workers
+                .par_chunks_exact_mut(team)
+                .enumerate()
+                .try_for_each(work)
         }
     }
 }
 
 /// What every crop of one frame shares: the quality level and the stem's geometry.
 struct CropParams<'a> {
+    /// Whether one crop's stem and agents may split their layers over the rayon threads.
+    spread: bool,
     level: usize,
     agents: &'a [KeypointAgent],
     /// Mirror agent of each agent when the crop also runs mirrored (test-time flip).
@@ -590,37 +643,51 @@ fn square_crop(bbox: &BBox, margin: f32, side: usize) -> Window {
 }
 
 impl CropWorker {
-    /// Runs the stem and the level's keypoint agents on one window of `img`; pushes every
-    /// agent's candidate for person `person` and returns the provisional pose
-    /// (confidence-weighted mean per keypoint, as trained; consensus refines it).
-    fn run_crop(
+    /// Runs the stem and the level's keypoint agents on one window of `img`, mirrored left to
+    /// right if `mirror`; the maps land in `self.mirrored` if so, else in `self.plain`.
+    fn infer(
         &mut self,
         img: &RgbView,
         win: Window,
-        person: usize,
-        crop: &CropParams,
-    ) -> Result<[Keypoint; NUM_KEYPOINTS], DetectError> {
-        self.stem.run(img, win)?;
-        let runner = &mut self.levels[crop.level];
+        level: usize,
+        spread: bool,
+        mirror: bool,
+    ) -> Result<(), DetectError> {
+        self.stem.runner.set_parallel(spread);
+        self.stem.run(img, win, mirror)?;
+        let runner = &mut self.levels[level];
+        runner.set_parallel(spread);
+        let maps = if mirror {
+            &mut self.mirrored
+        } else {
+            &mut self.plain
+        };
         let len = runner.output_len();
-        runner.run(&self.stem.out_q, &mut self.out[..len])?;
-        let failed = &mut self.failed[..crop.agents.len()];
-        for (j, f) in failed.iter_mut().enumerate() {
+        runner.run(&self.stem.out_q, &mut maps.out[..len])?;
+        let agents = runner.offsets().len() - 1;
+        for (j, f) in maps.failed[..agents].iter_mut().enumerate() {
             *f = runner.agent_failed(j);
         }
-        if crop.mirrors.is_some() {
-            self.stem.run_mirrored()?;
-            runner.run(&self.stem.out_q, &mut self.out_mirrored[..len])?;
-            for (j, f) in failed.iter_mut().enumerate() {
-                *f |= runner.agent_failed(j);
-            }
-        }
-        let (out, offsets) = (&self.out[..len], runner.offsets());
+        Ok(())
+    }
+
+    /// Decodes the plain maps of the last [`Self::infer`] (each merged with its mirror agent's
+    /// map in `mirrored`, if given); pushes every agent's candidate for person `person` and
+    /// returns the provisional pose (confidence-weighted mean per keypoint, as trained;
+    /// consensus refines it).
+    fn decode(
+        &mut self,
+        win: Window,
+        person: usize,
+        crop: &CropParams,
+        mirrored: Option<&AgentMaps>,
+    ) -> [Keypoint; NUM_KEYPOINTS] {
+        let (out, offsets) = (&self.plain.out, self.levels[crop.level].offsets());
         let cells = crop.grid.w * crop.grid.h;
         let mut sums = [(0.0f32, 0.0f32, 0.0f32, 0u32); NUM_KEYPOINTS];
         for (j, agent) in crop.agents.iter().enumerate() {
-            let mirror = crop.mirrors.and_then(|m| m[j]);
-            if failed[j] || mirror.is_some_and(|i| failed[i]) {
+            let mirror = crop.mirrors.and_then(|m| m[j]).zip(mirrored);
+            if self.plain.failed[j] || mirror.is_some_and(|(i, m)| m.failed[i]) {
                 // The agent panicked and was isolated (see engine::cpu): report the failure
                 // as consensus knows it, a NaN candidate.
                 self.candidates.push(Candidate {
@@ -636,12 +703,12 @@ impl CropWorker {
             }
             let mut map = &out[offsets[j]..offsets[j + 1]];
             let channels = map.len() / cells;
-            if let Some(i) = mirror
+            if let Some((i, m)) = mirror
                 && channels == KEYPOINT_CHANNELS
                 && offsets[i + 1] - offsets[i] == map.len()
             {
                 let merged = &mut self.merged[..map.len()];
-                let mirrored = &self.out_mirrored[offsets[i]..offsets[i + 1]];
+                let mirrored = &m.out[offsets[i]..offsets[i + 1]];
                 decode::merge_mirrored_map(
                     map,
                     mirrored,
@@ -672,7 +739,7 @@ impl CropWorker {
                 s.3 + 1,
             );
         }
-        Ok(std::array::from_fn(|k| {
+        std::array::from_fn(|k| {
             let (sx, sy, sc, n) = sums[k];
             if n == 0 || sc <= 0.0 {
                 return Keypoint::default();
@@ -688,6 +755,6 @@ impl CropWorker {
                     Visibility::Hidden
                 },
             }
-        }))
+        })
     }
 }

@@ -186,6 +186,15 @@ impl SwarmRunner {
         }
     }
 
+    /// Lets a CPU run spread over the rayon threads (the default for large swarms and
+    /// layers) or keeps it on the calling thread, e.g. while other work fills the other
+    /// threads. A GPU ignores it.
+    pub fn set_parallel(&mut self, on: bool) {
+        if let Engine::Cpu(c) = &mut self.engine {
+            c.set_parallel(on);
+        }
+    }
+
     /// Evaluates every agent at every position of `input` (HWC int8, quantised with the
     /// swarm's input parameters) into `out` (length [`Self::output_len`]).
     pub fn run(&mut self, input: &[i8], out: &mut [f32]) -> Result<(), EngineError> {
