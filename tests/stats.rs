@@ -1,6 +1,7 @@
 //! Live monitoring on the elements: `swarmpose-stats` element messages every
 //! `stats-interval` frames with the documented fields, none at the default 0, the read-only
-//! `stats` property, and LATENCY answered as upstream's (the filters add nothing).
+//! `stats` property, LATENCY answered as upstream's (the filters add nothing), and under load
+//! swarmdetect giving up its test-time flip before it skips any detection.
 
 mod util;
 
@@ -177,4 +178,31 @@ fn latency_is_upstreams_the_filters_add_nothing() {
         "the source has latency: {src:?}"
     );
     assert_eq!(src, last, "three filters added latency");
+}
+
+#[test]
+fn under_load_swarmdetect_drops_the_flip_before_any_frame() {
+    // A budget no frame can meet: every detected frame degrades one step (after the cooldown).
+    // At one agent per keypoint the only steps are the flip, then skipped detections.
+    let detect = |flip: bool| {
+        let (stats, pipeline) = run_collecting(&format!(
+            "{SOURCE} ! swarmdetect name=d backend=cpu agents-per-keypoint=1 flip={flip} \
+             latency-budget=0.001 stats-interval=10 ! fakesink"
+        ));
+        pipeline.set_state(gst::State::Null).unwrap();
+        let first = stats
+            .into_iter()
+            .find(|s| s.get::<&str>("element").unwrap() == "d")
+            .expect("swarmdetect posts stats");
+        (
+            first.get::<u64>("dropped").unwrap(),
+            first.get::<u64>("degraded").unwrap(),
+        )
+    };
+    // With the flip: frame 0 loses it, frames 1-8 are the cooldown, frame 9 starts skipping
+    // from frame 10 on; so 10 detected frames, all below the requested quality, none dropped.
+    assert_eq!(detect(true), (0, 10));
+    // Without it the first step already skips every other frame.
+    let (dropped, _) = detect(false);
+    assert!(dropped >= 4, "dropped {dropped}");
 }

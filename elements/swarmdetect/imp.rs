@@ -177,7 +177,8 @@ impl ObjectImpl for SwarmDetect {
                 glib::ParamSpecDouble::builder("latency-budget")
                     .nick("Latency budget (ms)")
                     .blurb("Processing time per frame to stay under: above it (or when downstream QoS reports lateness) \
-                            the element runs fewer agents per keypoint, then skips detection on some frames; 0 = no budget \
+                            the element drops the test-time flip, then runs fewer agents per keypoint, then skips detection \
+                            on some frames; 0 = no budget \
                             (QoS still applies)")
                     .minimum(0.0)
                     .maximum(10_000.0)
@@ -423,7 +424,7 @@ impl BaseTransformImpl for SwarmDetect {
         };
         *self.state.lock().unwrap() = Some(State {
             detector,
-            governor: Governor::new(requested),
+            governor: Governor::new(requested, settings.flip),
             info: None,
             frames: 0,
             faults: FaultInjector::new(settings.fault_config()),
@@ -461,15 +462,23 @@ impl BaseTransformImpl for SwarmDetect {
         if let gst::EventView::Qos(qos) = event.view() {
             let (_, proportion, _, _) = qos.get();
             if let Some(state) = self.state.lock().unwrap().as_mut() {
-                let before = state.governor.agents_per_keypoint();
+                let before = state.governor.clone();
                 state.governor.on_qos(proportion);
-                if state.governor.agents_per_keypoint() != before {
+                let g = &state.governor;
+                if (g.flip(), g.agents_per_keypoint(), g.skip_interval())
+                    != (
+                        before.flip(),
+                        before.agents_per_keypoint(),
+                        before.skip_interval(),
+                    )
+                {
                     gst::info!(
                         CAT,
                         imp = self,
-                        "QoS proportion {proportion:.2}: {} agents per keypoint, detection on 1 frame in {}",
-                        state.governor.agents_per_keypoint(),
-                        state.governor.skip_interval()
+                        "QoS proportion {proportion:.2}: flip {}, {} agents per keypoint, detection on 1 frame in {}",
+                        g.flip(),
+                        g.agents_per_keypoint(),
+                        g.skip_interval()
                     );
                 }
             }
@@ -502,7 +511,7 @@ impl BaseTransformImpl for SwarmDetect {
             0 => state.detector.max_agents_per_keypoint(),
             n => (n as usize).min(state.detector.max_agents_per_keypoint()),
         };
-        state.governor.set_requested(requested);
+        state.governor.set_requested(requested, settings.flip);
         let by_interval = !frame_no.is_multiple_of(u64::from(settings.interval.max(1)));
         if by_interval || state.governor.should_skip(frame_no) {
             gst::trace!(CAT, imp = self, "frame {frame_no}: detection skipped");
@@ -524,7 +533,7 @@ impl BaseTransformImpl for SwarmDetect {
             max_persons: settings.max_persons as usize,
             min_person_score: settings.min_person_score as f32,
             agents_per_keypoint: state.governor.agents_per_keypoint(),
-            flip: settings.flip,
+            flip: state.governor.flip(),
         };
         self.set_up_panics(state, settings.fault_config());
         let mut pose = PoseFrame::new(frame_no, info.width(), info.height());

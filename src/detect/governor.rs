@@ -1,7 +1,9 @@
 //! Graceful degradation under load: when frames come faster than the swarm handles them
-//! (downstream QoS says so, or the processing time exceeds the latency budget), first run fewer
-//! keypoint agents per keypoint, and only at one agent per keypoint start skipping detection on
-//! frames (swarmtrack predicts those). Recovers step by step once there is headroom.
+//! (downstream QoS says so, or the processing time exceeds the latency budget), first drop the
+//! test-time flip if it is on (the cheapest quality to lose: a second pass per person for a
+//! little AP), then run fewer keypoint agents per keypoint, and only at one agent per keypoint
+//! start skipping detection on frames (swarmtrack predicts those). Recovers step by step, in
+//! the reverse order, once there is headroom.
 
 /// Frames between two steps, so one slow frame does not swing the level.
 const COOLDOWN_FRAMES: u32 = 8;
@@ -19,6 +21,9 @@ pub struct Governor {
     requested: usize,
     /// Agents per keypoint in use now (`1..=requested`).
     agents_per_keypoint: usize,
+    /// Whether the test-time flip is asked for, and whether it runs now.
+    requested_flip: bool,
+    flip: bool,
     /// Detection runs on one frame in `skip_interval` (1 = every frame).
     skip_interval: u32,
     ema_ms: Option<f64>,
@@ -29,11 +34,13 @@ pub struct Governor {
 }
 
 impl Governor {
-    pub fn new(requested: usize) -> Self {
+    pub fn new(requested: usize, flip: bool) -> Self {
         let requested = requested.max(1);
         Governor {
             requested,
             agents_per_keypoint: requested,
+            requested_flip: flip,
+            flip,
             skip_interval: 1,
             ema_ms: None,
             cooldown: 0,
@@ -42,16 +49,21 @@ impl Governor {
         }
     }
 
-    /// Changes the requested quality (property change); resets the level to it.
-    pub fn set_requested(&mut self, requested: usize) {
+    /// Changes the requested quality (property changes); resets the level to it.
+    pub fn set_requested(&mut self, requested: usize, flip: bool) {
         let requested = requested.max(1);
-        if requested != self.requested {
+        if requested != self.requested || flip != self.requested_flip {
             *self = Governor {
                 degraded_frames: self.degraded_frames,
                 skipped_frames: self.skipped_frames,
-                ..Governor::new(requested)
+                ..Governor::new(requested, flip)
             };
         }
+    }
+
+    /// Whether the test-time flip runs now.
+    pub fn flip(&self) -> bool {
+        self.flip
     }
 
     pub fn agents_per_keypoint(&self) -> usize {
@@ -63,7 +75,9 @@ impl Governor {
     }
 
     pub fn is_degraded(&self) -> bool {
-        self.agents_per_keypoint < self.requested || self.skip_interval > 1
+        self.flip != self.requested_flip
+            || self.agents_per_keypoint < self.requested
+            || self.skip_interval > 1
     }
 
     /// Whether detection should be skipped on the frame with this counter.
@@ -75,9 +89,11 @@ impl Governor {
         skip
     }
 
-    /// One step down the ladder: fewer agents, then skipped frames.
+    /// One step down the ladder: no flip, then fewer agents, then skipped frames.
     fn degrade(&mut self) {
-        if self.agents_per_keypoint > 1 {
+        if self.flip {
+            self.flip = false;
+        } else if self.agents_per_keypoint > 1 {
             self.agents_per_keypoint -= 1;
         } else {
             self.skip_interval = (self.skip_interval * 2).min(MAX_SKIP_INTERVAL);
@@ -85,12 +101,14 @@ impl Governor {
         self.cooldown = COOLDOWN_FRAMES;
     }
 
-    /// One step back up: fewer skipped frames first, then more agents.
+    /// One step back up: fewer skipped frames first, then more agents, then the flip.
     fn recover(&mut self) {
         if self.skip_interval > 1 {
             self.skip_interval /= 2;
         } else if self.agents_per_keypoint < self.requested {
             self.agents_per_keypoint += 1;
+        } else if self.requested_flip {
+            self.flip = true;
         }
         self.cooldown = COOLDOWN_FRAMES;
     }
@@ -144,7 +162,7 @@ mod tests {
 
     #[test]
     fn degrades_agents_before_frames_then_recovers() {
-        let mut g = Governor::new(3);
+        let mut g = Governor::new(3, false);
         run(&mut g, 20.0, 10.0, 1);
         assert_eq!(g.agents_per_keypoint(), 2);
         run(&mut g, 20.0, 10.0, COOLDOWN_FRAMES as usize + 1);
@@ -161,7 +179,7 @@ mod tests {
 
     #[test]
     fn no_budget_no_change_and_qos_drives_it() {
-        let mut g = Governor::new(3);
+        let mut g = Governor::new(3, false);
         run(&mut g, 500.0, 0.0, 50);
         assert_eq!(g.agents_per_keypoint(), 3);
         g.on_qos(1.5);
@@ -174,8 +192,27 @@ mod tests {
     }
 
     #[test]
+    fn flip_goes_first_and_comes_back_last() {
+        let mut g = Governor::new(2, true);
+        assert!(g.flip() && !g.is_degraded());
+        run(&mut g, 20.0, 10.0, 1);
+        assert_eq!((g.flip(), g.agents_per_keypoint()), (false, 2));
+        assert!(g.is_degraded());
+        run(&mut g, 20.0, 10.0, COOLDOWN_FRAMES as usize + 1);
+        assert_eq!((g.flip(), g.agents_per_keypoint()), (false, 1));
+        // Headroom: the agents come back one step before the flip does.
+        run(&mut g, 1.0, 10.0, COOLDOWN_FRAMES as usize + 1);
+        assert_eq!((g.flip(), g.agents_per_keypoint()), (false, 2));
+        run(&mut g, 1.0, 10.0, COOLDOWN_FRAMES as usize + 1);
+        assert!(g.flip() && !g.is_degraded());
+        // Turning the flip off by property is a new request, not a degradation.
+        g.set_requested(2, false);
+        assert!(!g.flip() && !g.is_degraded());
+    }
+
+    #[test]
     fn skip_interval_is_bounded() {
-        let mut g = Governor::new(1);
+        let mut g = Governor::new(1, false);
         run(&mut g, 99.0, 1.0, 1000);
         assert_eq!(g.skip_interval(), MAX_SKIP_INTERVAL);
     }
