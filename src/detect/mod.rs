@@ -5,7 +5,8 @@
 //! Everything is sized in [`Detector::new`]; [`Detector::detect`] allocates nothing except
 //! when a frame has more persons than any frame before (the frame's own vectors grow once).
 //! Person crops run in parallel with rayon, one [`CropWorker`] (stem + keypoint swarms +
-//! scratch) per thread.
+//! scratch) per thread; with the test-time flip the workers pair up, one running a person's
+//! plain crop while the other runs its mirror image.
 
 pub mod decode;
 pub mod faults;
@@ -550,10 +551,11 @@ impl Detector {
             1
         };
         let teams = self.workers.len() / team;
-        // A team's two crops are equal work, so each keeps to its own thread. Persons spread
-        // over single-worker teams are uneven (3 persons on 2 threads), so their crops still
-        // split, and rayon lends an idle thread to a busy worker's layers.
-        crop.spread = team == 1;
+        // A team's two crops are equal work, so each keeps to its own thread while every team
+        // is busy. With fewer persons than teams (many threads), and for single-worker teams
+        // whose persons divide unevenly (3 persons on 2 threads), crops split their layers and
+        // rayon lends idle threads to the busy ones.
+        crop.spread = team == 1 || boxes.len() < teams;
         let work = |(t, workers): (usize, &mut [CropWorker])| -> Result<(), DetectError> {
             let (first, rest) = workers.split_first_mut().expect("a team has a worker");
             for (p, &(bbox, _)) in boxes.iter().enumerate().skip(t).step_by(teams) {
@@ -687,7 +689,7 @@ impl CropWorker {
         let mut sums = [(0.0f32, 0.0f32, 0.0f32, 0u32); NUM_KEYPOINTS];
         for (j, agent) in crop.agents.iter().enumerate() {
             let mirror = crop.mirrors.and_then(|m| m[j]).zip(mirrored);
-            if self.plain.failed[j] || mirror.is_some_and(|(i, m)| m.failed[i]) {
+            if self.plain.failed[j] {
                 // The agent panicked and was isolated (see engine::cpu): report the failure
                 // as consensus knows it, a NaN candidate.
                 self.candidates.push(Candidate {
@@ -703,7 +705,10 @@ impl CropWorker {
             }
             let mut map = &out[offsets[j]..offsets[j + 1]];
             let channels = map.len() / cells;
+            // A mirror agent that failed leaves this agent its plain map: the failure is
+            // the mirror agent's own (reported by its own plain run), not this agent's.
             if let Some((i, m)) = mirror
+                && !m.failed[i]
                 && channels == KEYPOINT_CHANNELS
                 && offsets[i + 1] - offsets[i] == map.len()
             {
