@@ -77,14 +77,7 @@ fn bench(c: &mut Criterion) {
         let mut i = 0;
         group.bench_function(BenchmarkId::from_parameter(&name), |b| {
             b.iter(|| {
-                let view = RgbView {
-                    data: &frames[i % frames.len()],
-                    width: W,
-                    height: H,
-                    stride: W * 3,
-                    pixel_stride: 3,
-                    offsets: [0, 1, 2],
-                };
+                let view = RgbView::packed_rgb(&frames[i % frames.len()], W, H);
                 i += 1;
                 detector.detect(&view, None, &config, &mut frame).unwrap();
                 consensus.fuse(&mut frame);

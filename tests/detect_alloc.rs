@@ -22,14 +22,7 @@ fn detector_does_not_allocate_after_warm_up_with_or_without_flip() {
     let mut detector = Detector::new(&bundle, Backend::Cpu).unwrap();
     let (w, h) = (320usize, 240usize);
     let pixels: Vec<u8> = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
-    let view = RgbView {
-        data: &pixels,
-        width: w,
-        height: h,
-        stride: w * 3,
-        pixel_stride: 3,
-        offsets: [0, 1, 2],
-    };
+    let view = RgbView::packed_rgb(&pixels, w, h);
     // Two upstream persons, so both rayon workers run crops.
     let boxes = [
         (BBox::new(20.0, 10.0, 100.0, 200.0), 1.0),

@@ -60,14 +60,7 @@ fn candidates(threads: usize, flip: bool, sabotaged: &[u16]) -> Vec<Candidate> {
         let mut detector = Detector::new(&bundle, Backend::Cpu).unwrap();
         assert!(detector.set_sabotaged(sabotaged));
         let data = pixels();
-        let view = RgbView {
-            data: &data,
-            width: W,
-            height: H,
-            stride: W * 3,
-            pixel_stride: 3,
-            offsets: [0, 1, 2],
-        };
+        let view = RgbView::packed_rgb(&data, W, H);
         let config = DetectConfig {
             flip,
             ..DetectConfig::default()

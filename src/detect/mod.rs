@@ -529,16 +529,6 @@ impl Detector {
     /// crop while the other runs the mirrored one (two whole stem passes side by side scale
     /// better than one pass split layer by layer).
     fn run_keypoints(&mut self, img: &RgbView, config: &DetectConfig) -> Result<(), DetectError> {
-        let level = self.level(config.agents_per_keypoint);
-        let mut crop = CropParams {
-            spread: true,
-            level,
-            agents: &self.level_agents[level],
-            mirrors: config.flip.then_some(&self.level_mirrors[level][..]),
-            grid: self.grid,
-            stride: self.stride,
-            side: self.side,
-        };
         let (boxes, margin) = (&self.boxes, self.crop_margin);
         for w in &mut self.workers {
             w.candidates.clear();
@@ -551,32 +541,41 @@ impl Detector {
             1
         };
         let teams = self.workers.len() / team;
-        // A team's two crops are equal work, so each keeps to its own thread while every team
-        // is busy. With fewer persons than teams (many threads), and for single-worker teams
-        // whose persons divide unevenly (3 persons on 2 threads), crops split their layers and
-        // rayon lends idle threads to the busy ones.
-        crop.spread = team == 1 || boxes.len() < teams;
+        let level = self.level(config.agents_per_keypoint);
+        let crop = CropParams {
+            // A team's two crops are equal work, so each keeps to its own thread while every
+            // team is busy. With fewer persons than teams (many threads), and for single-worker
+            // teams whose persons divide unevenly (3 persons on 2 threads), crops split their
+            // layers and rayon lends idle threads to the busy ones.
+            spread: team == 1 || boxes.len() < teams,
+            level,
+            agents: &self.level_agents[level],
+            mirrors: config.flip.then_some(&self.level_mirrors[level][..]),
+            grid: self.grid,
+            stride: self.stride,
+            side: self.side,
+        };
         let work = |(t, workers): (usize, &mut [CropWorker])| -> Result<(), DetectError> {
             let (first, rest) = workers.split_first_mut().expect("a team has a worker");
             for (p, &(bbox, _)) in boxes.iter().enumerate().skip(t).step_by(teams) {
                 let win = square_crop(&bbox, margin, crop.side);
                 let keypoints = match (crop.mirrors.is_some(), rest.first_mut()) {
                     (false, _) => {
-                        first.infer(img, win, level, crop.spread, false)?;
+                        first.infer(img, win, &crop, false)?;
                         first.decode(win, p, &crop, None)
                     }
                     (true, Some(partner)) => {
                         let (a, b) = rayon::join(
-                            || first.infer(img, win, level, crop.spread, false),
-                            || partner.infer(img, win, level, crop.spread, true),
+                            || first.infer(img, win, &crop, false),
+                            || partner.infer(img, win, &crop, true),
                         );
                         a?;
                         b?;
                         first.decode(win, p, &crop, Some(&partner.mirrored))
                     }
                     (true, None) => {
-                        first.infer(img, win, level, crop.spread, false)?;
-                        first.infer(img, win, level, crop.spread, true)?;
+                        first.infer(img, win, &crop, false)?;
+                        first.infer(img, win, &crop, true)?;
                         // Taken out and put back: moves, no allocation.
                         let mirrored = std::mem::take(&mut first.mirrored);
                         let keypoints = first.decode(win, p, &crop, Some(&mirrored));
@@ -651,14 +650,13 @@ impl CropWorker {
         &mut self,
         img: &RgbView,
         win: Window,
-        level: usize,
-        spread: bool,
+        crop: &CropParams,
         mirror: bool,
     ) -> Result<(), DetectError> {
-        self.stem.runner.set_parallel(spread);
+        self.stem.runner.set_parallel(crop.spread);
         self.stem.run(img, win, mirror)?;
-        let runner = &mut self.levels[level];
-        runner.set_parallel(spread);
+        let runner = &mut self.levels[crop.level];
+        runner.set_parallel(crop.spread);
         let maps = if mirror {
             &mut self.mirrored
         } else {

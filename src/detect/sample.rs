@@ -22,7 +22,19 @@ pub struct RgbView<'a> {
     pub offsets: [usize; 3],
 }
 
-impl RgbView<'_> {
+impl<'a> RgbView<'a> {
+    /// A tightly packed RGB image (3 bytes per pixel, rows without padding).
+    pub fn packed_rgb(data: &'a [u8], width: usize, height: usize) -> Self {
+        RgbView {
+            data,
+            width,
+            height,
+            stride: width * 3,
+            pixel_stride: 3,
+            offsets: [0, 1, 2],
+        }
+    }
+
     /// Whether `data` holds every pixel the geometry promises.
     pub fn is_consistent(&self) -> bool {
         self.width > 0
