@@ -1,6 +1,7 @@
 //! swarmdetect + swarmconsensus cost per 640x480 frame of a real clip, with the shipped bundle:
-//! one person (`max-persons=1`), every person the body agents find (`max-persons=10`), and one
-//! person with the test-time flip (`flip=true`).
+//! one person (`max-persons=1`), every person the body agents find (`max-persons=10`), one
+//! person with the test-time flip (`flip=true`), and both person counts with the body tier on
+//! one frame in 5 (`body-interval=5`).
 //! Frames are decoded once up front (GStreamer), then the plain-Rust detector and consensus
 //! are timed, CPU SIMD with rayon across person crops.
 //!
@@ -60,17 +61,28 @@ fn bench(c: &mut Criterion) {
     let mut consensus = Consensus::default();
     let mut group = c.benchmark_group("detect_consensus_640x480");
     group.sample_size(20);
-    // The element's defaults, and the test-time flip (`flip=true`) at one person.
-    for (max_persons, flip) in [(1usize, false), (10, false), (1, true)] {
+    // The element's defaults; the test-time flip (`flip=true`) at one person; and the body
+    // tier on one frame in 5 (`body-interval=5`, crops following the keypoints between).
+    for (max_persons, flip, body_interval) in [
+        (1usize, false, 1u32),
+        (10, false, 1),
+        (1, true, 1),
+        (1, false, 5),
+        (10, false, 5),
+    ] {
         let config = DetectConfig {
             max_persons,
             flip,
+            body_interval,
             ..DetectConfig::default()
         };
-        let name = match flip {
-            false => format!("max_persons_{max_persons}"),
-            true => format!("max_persons_{max_persons}_flip"),
-        };
+        let mut name = format!("max_persons_{max_persons}");
+        if flip {
+            name += "_flip";
+        }
+        if body_interval > 1 {
+            name += &format!("_body_interval_{body_interval}");
+        }
         let mut frame = PoseFrame::new(0, W as u32, H as u32);
         let mut persons = 0usize;
         let mut runs = 0usize;

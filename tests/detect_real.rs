@@ -10,6 +10,7 @@ mod util;
 
 use gst::prelude::*;
 use gstswarmpose::meta::PoseMeta;
+use gstswarmpose::pose::Person;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -160,4 +161,93 @@ fn street_clip_gets_persons_with_skeletons() {
         "persons on {with_persons} of {frames} frames"
     );
     assert!(keypoints > 1000 && keypoints_in_box * 100 >= keypoints * 95);
+}
+
+/// The first `n` frames of the street clip through `swarmdetect <props>`: each frame's persons.
+fn street_persons(data: &Path, props: &str, n: usize) -> Vec<Vec<Person>> {
+    let clip = data.join("clips/street_walk_1280x720.avi");
+    let (pipeline, sink) = util::pipeline_with_appsink(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! swarmdetect backend=cpu {props} \
+         ! appsink name=sink sync=false",
+        clip.display()
+    ));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut frames = Vec::new();
+    while frames.len() < n {
+        let Ok(sample) = sink.pull_sample() else {
+            break;
+        };
+        let meta = sample
+            .buffer()
+            .unwrap()
+            .meta::<PoseMeta>()
+            .expect("detected");
+        frames.push(meta.frame().persons.clone());
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    frames
+}
+
+#[test]
+fn body_interval_follows_persons_between_body_passes() {
+    let test = "detect_real::body_interval_follows_persons_between_body_passes";
+    let Some(data) = util::data_dir(test) else {
+        return;
+    };
+    util::init();
+    const N: usize = 40;
+    let every = street_persons(&data, "", N);
+    let followed = street_persons(&data, "body-interval=5", N);
+    assert_eq!((every.len(), followed.len()), (N, N));
+    // A body pass finds exactly what the plain run finds on that frame (same frame, same
+    // agents); a followed frame crops elsewhere, so its persons differ.
+    let body_passes = every.iter().zip(&followed).filter(|(a, b)| a == b).count();
+    // Matched against the plain run: each followed person's best box IoU, and the median
+    // distance of its confident keypoints to that person's, over the person's height.
+    let (mut ious, mut errors) = (Vec::new(), Vec::new());
+    for (a, b) in every.iter().zip(&followed).filter(|(a, b)| a != b) {
+        for p in b {
+            let Some(q) = a
+                .iter()
+                .max_by(|x, y| x.bbox.iou(&p.bbox).total_cmp(&y.bbox.iou(&p.bbox)))
+            else {
+                continue;
+            };
+            ious.push(q.bbox.iou(&p.bbox));
+            let mut d: Vec<f32> = p
+                .keypoints
+                .iter()
+                .zip(&q.keypoints)
+                .filter(|(k, l)| k.score > 0.3 && l.score > 0.3)
+                .map(|(k, l)| (k.x - l.x).hypot(k.y - l.y) / q.bbox.h)
+                .collect();
+            if !d.is_empty() {
+                d.sort_by(f32::total_cmp);
+                errors.push(d[d.len() / 2]);
+            }
+        }
+    }
+    let median = |v: &mut Vec<f32>| {
+        v.sort_by(f32::total_cmp);
+        v[v.len() / 2]
+    };
+    let with_persons = followed.iter().filter(|p| !p.is_empty()).count();
+    eprintln!(
+        "body-interval=5 over {N} frames: {body_passes} body passes, {with_persons} frames with persons, \
+         {} followed persons, median IoU with the plain run's box {:.3}, median keypoint distance {:.3} of the height",
+        ious.len(),
+        median(&mut ious),
+        median(&mut errors)
+    );
+    // At least one body pass in 5 frames, and most frames follow.
+    assert!(
+        (N / 5..=N / 2).contains(&body_passes),
+        "{body_passes} body passes"
+    );
+    assert!(
+        with_persons * 10 >= N * 9,
+        "persons on {with_persons} of {N} frames"
+    );
+    assert!(ious.len() >= N, "{} followed persons", ious.len());
+    assert!(median(&mut ious) >= 0.5 && median(&mut errors) <= 0.1);
 }

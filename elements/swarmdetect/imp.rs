@@ -55,6 +55,7 @@ struct Settings {
     flip: bool,
     latency_budget_ms: f64,
     interval: u32,
+    body_interval: u32,
     use_upstream_boxes: bool,
     fault_kind: FaultKindType,
     fault_fraction: f64,
@@ -94,6 +95,7 @@ impl Default for Settings {
             flip: DEFAULT_FLIP,
             latency_budget_ms: 0.0,
             interval: 1,
+            body_interval: 1,
             use_upstream_boxes: false,
             fault_kind: FaultKindType::None,
             fault_fraction: 0.0,
@@ -193,6 +195,17 @@ impl ObjectImpl for SwarmDetect {
                     .default_value(1)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("body-interval")
+                    .nick("Body-tier interval")
+                    .blurb("Run the body agents (person detection) on one detected frame in N; on the frames \
+                            between, each person's crop follows the median motion of its keypoints since that \
+                            pass, and a person whose keypoints fade is dropped. Persons entering the scene are \
+                            found at the next pass. 1 = every frame")
+                    .minimum(1)
+                    .maximum(1000)
+                    .default_value(1)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoolean::builder("use-upstream-boxes")
                     .nick("Use upstream boxes")
                     .blurb("Take person boxes from the swarmpose meta already on the buffer instead of running the \
@@ -253,6 +266,7 @@ impl ObjectImpl for SwarmDetect {
             "flip" => s.flip = value.get().expect(checked),
             "latency-budget" => s.latency_budget_ms = value.get().expect(checked),
             "interval" => s.interval = value.get().expect(checked),
+            "body-interval" => s.body_interval = value.get().expect(checked),
             "use-upstream-boxes" => s.use_upstream_boxes = value.get().expect(checked),
             "fault-kind" => s.fault_kind = value.get().expect(checked),
             "fault-fraction" => s.fault_fraction = value.get().expect(checked),
@@ -277,6 +291,7 @@ impl ObjectImpl for SwarmDetect {
             "flip" => s.flip.to_value(),
             "latency-budget" => s.latency_budget_ms.to_value(),
             "interval" => s.interval.to_value(),
+            "body-interval" => s.body_interval.to_value(),
             "use-upstream-boxes" => s.use_upstream_boxes.to_value(),
             "fault-kind" => s.fault_kind.to_value(),
             "fault-fraction" => s.fault_fraction.to_value(),
@@ -455,7 +470,18 @@ impl BaseTransformImpl for SwarmDetect {
             .as_mut()
             .ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
         state.info = Some(info);
+        state.detector.reset_following();
         Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        // After a flush (a seek) the persons followed between body passes are elsewhere.
+        if let gst::EventView::FlushStop(_) = event.view()
+            && let Some(state) = self.state.lock().unwrap().as_mut()
+        {
+            state.detector.reset_following();
+        }
+        self.parent_sink_event(event)
     }
 
     fn src_event(&self, event: gst::Event) -> bool {
@@ -534,7 +560,12 @@ impl BaseTransformImpl for SwarmDetect {
             min_person_score: settings.min_person_score as f32,
             agents_per_keypoint: state.governor.agents_per_keypoint(),
             flip: state.governor.flip(),
+            body_interval: settings.body_interval,
         };
+        if buffer.flags().contains(gst::BufferFlags::DISCONT) {
+            // A gap in the stream: the persons followed between body passes may have moved.
+            state.detector.reset_following();
+        }
         self.set_up_panics(state, settings.fault_config());
         let mut pose = PoseFrame::new(frame_no, info.width(), info.height());
         {
@@ -592,8 +623,13 @@ impl BaseTransformImpl for SwarmDetect {
             pose.persons.len(),
             pose.candidates.len()
         );
+        let body_agents = if state.detector.body_ran() {
+            state.detector.body_agents()
+        } else {
+            0
+        };
         let agents = AgentCounts {
-            active: (state.detector.body_agents()
+            active: (body_agents
                 + state
                     .detector
                     .active_keypoint_agents(config.agents_per_keypoint)) as u32,

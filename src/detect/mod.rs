@@ -10,6 +10,7 @@
 
 pub mod decode;
 pub mod faults;
+pub mod follow;
 pub mod governor;
 pub mod sample;
 
@@ -22,6 +23,7 @@ use crate::pose::{
     Stage, Tier, Visibility,
 };
 use decode::{BODY_CHANNELS, BoxProposal, KEYPOINT_CHANNELS, KEYPOINT_SUBCELL_CHANNELS};
+use follow::Follower;
 use sample::{RgbView, Sampler, Window};
 use std::fmt;
 use std::time::Instant;
@@ -76,6 +78,9 @@ pub struct DetectConfig {
     /// Test-time flip: every crop also runs mirrored, and each agent's map is averaged with
     /// its mirror agent's (3-channel keypoint agents; others use the plain crop only).
     pub flip: bool,
+    /// The body tier runs on one frame in N; the frames between follow each person's
+    /// keypoints (see [`follow`]). 1: every frame.
+    pub body_interval: u32,
 }
 
 impl Default for DetectConfig {
@@ -85,6 +90,7 @@ impl Default for DetectConfig {
             min_person_score: 0.3,
             agents_per_keypoint: usize::MAX,
             flip: false,
+            body_interval: 1,
         }
     }
 }
@@ -214,6 +220,9 @@ pub struct Detector {
     /// the agents of the left/right-swapped keypoint (test-time flip).
     level_mirrors: Vec<Vec<Option<usize>>>,
     boxes: Vec<(BBox, f32)>,
+    follower: Follower,
+    /// Whether the last frame ran the body tier.
+    body_ran: bool,
     status: String,
 }
 
@@ -363,6 +372,8 @@ impl Detector {
             level_mirrors: level_agents.iter().map(|l| mirror_agents(l)).collect(),
             level_agents,
             boxes: Vec::with_capacity(MAX_PERSONS),
+            follower: Follower::new(),
+            body_ran: false,
             status,
         })
     }
@@ -418,6 +429,17 @@ impl Detector {
         self.body.is_some()
     }
 
+    /// Whether the last [`Self::detect`] ran the body agents (not with upstream boxes, nor on
+    /// a frame that followed the persons of an earlier one).
+    pub fn body_ran(&self) -> bool {
+        self.body_ran
+    }
+
+    /// Forgets the persons followed between body passes (after a seek or a flush).
+    pub fn reset_following(&mut self) {
+        self.follower.reset();
+    }
+
     fn level(&self, agents_per_keypoint: usize) -> usize {
         agents_per_keypoint.clamp(1, self.level_agents.len()) - 1
     }
@@ -444,10 +466,13 @@ impl Detector {
         let max_persons = config.max_persons.clamp(1, MAX_PERSONS);
         let started = Instant::now();
         self.boxes.clear();
+        let follow = upstream.is_none() && self.follower.can_follow(config.body_interval);
         match upstream {
             Some(boxes) => self.boxes.extend(boxes.iter().copied().take(max_persons)),
+            None if follow => self.follower.boxes(max_persons, &mut self.boxes),
             None => self.detect_bodies(img, config.min_person_score, max_persons)?,
         }
+        self.body_ran = upstream.is_none() && !follow && self.body.is_some();
         frame
             .timings
             .set(Stage::Body, started.elapsed().as_nanos() as u64);
@@ -468,6 +493,13 @@ impl Detector {
             for r in &w.results {
                 frame.persons[r.person].keypoints = r.keypoints;
             }
+        }
+        if config.body_interval <= 1 || upstream.is_some() {
+            self.follower.reset();
+        } else if follow {
+            self.follower.update(&frame.persons);
+        } else {
+            self.follower.anchor(&frame.persons);
         }
         frame
             .timings

@@ -107,6 +107,9 @@ pub fn eval_coco(args: &EvalCocoArgs) -> Result<(), String> {
             .copy();
         let buffer_ref = buffer.make_mut();
         buffer_ref.set_pts(gst::ClockTime::from_mseconds(n as u64 * 40));
+        // Unrelated photos, not a video: nothing carries over from one to the next
+        // (swarmdetect's `body-interval` starts again with a body pass).
+        buffer_ref.set_flags(gst::BufferFlags::DISCONT);
         if args.gt_boxes {
             let info = gst_video::VideoInfo::from_caps(
                 sample.caps().ok_or("decoded sample without caps")?,
