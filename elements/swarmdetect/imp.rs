@@ -200,7 +200,9 @@ impl ObjectImpl for SwarmDetect {
                     .blurb("Run the body agents (person detection) on one detected frame in N; on the frames \
                             between, each person's crop follows the median motion of its keypoints since that \
                             pass, and a person whose keypoints fade is dropped. Persons entering the scene are \
-                            found at the next pass. 1 = every frame")
+                            found at the next pass; a flush, a new segment, a DISCONT buffer or new caps start \
+                            again with a pass. Counted in detected frames (see interval); ignored with \
+                            use-upstream-boxes. 1 = every frame")
                     .minimum(1)
                     .maximum(1000)
                     .default_value(1)
@@ -475,9 +477,14 @@ impl BaseTransformImpl for SwarmDetect {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        // After a flush (a seek) the persons followed between body passes are elsewhere.
-        if let gst::EventView::FlushStop(_) = event.view()
-            && let Some(state) = self.state.lock().unwrap().as_mut()
+        // After a flush (a seek), a new segment or a new stream, the persons followed between
+        // body passes are elsewhere.
+        if matches!(
+            event.view(),
+            gst::EventView::FlushStop(_)
+                | gst::EventView::Segment(_)
+                | gst::EventView::StreamStart(_)
+        ) && let Some(state) = self.state.lock().unwrap().as_mut()
         {
             state.detector.reset_following();
         }
@@ -532,6 +539,11 @@ impl BaseTransformImpl for SwarmDetect {
         };
         let frame_no = state.frames;
         state.frames += 1;
+        if buffer.flags().contains(gst::BufferFlags::DISCONT) {
+            // A gap in the stream (checked before any skip, so a skipped DISCONT buffer counts
+            // too): the persons followed between body passes may have moved.
+            state.detector.reset_following();
+        }
         let started = Instant::now();
         let requested = match settings.agents_per_keypoint {
             0 => state.detector.max_agents_per_keypoint(),
@@ -562,10 +574,6 @@ impl BaseTransformImpl for SwarmDetect {
             flip: state.governor.flip(),
             body_interval: settings.body_interval,
         };
-        if buffer.flags().contains(gst::BufferFlags::DISCONT) {
-            // A gap in the stream: the persons followed between body passes may have moved.
-            state.detector.reset_following();
-        }
         self.set_up_panics(state, settings.fault_config());
         let mut pose = PoseFrame::new(frame_no, info.width(), info.height());
         {

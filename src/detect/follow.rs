@@ -95,9 +95,10 @@ impl Follower {
     }
 
     /// After a followed frame: `persons` are the poses found in the boxes [`Self::boxes`] gave,
-    /// in the same order. Moves each box with its keypoints, drops the lost persons and, of two
-    /// boxes that slid onto one person, the lower-scored.
-    pub fn update(&mut self, persons: &[Person]) {
+    /// in the same order. Moves each box with its keypoints (clipped to the `width` x `height`
+    /// image, as the body tier's boxes are), drops the lost persons and those moved off the
+    /// image and, of boxes that slid onto one person, all but the best-scored.
+    pub fn update(&mut self, persons: &[Person], width: f32, height: f32) {
         self.frames_followed += 1;
         let n = persons.len().min(self.persons.len());
         self.persons.truncate(n);
@@ -107,27 +108,34 @@ impl Follower {
             let Some((dx, dy)) = median_displacement(&f.anchor_pose, &persons[i].keypoints) else {
                 continue;
             };
-            f.bbox = BBox::new(
-                f.anchor_box.x + dx,
-                f.anchor_box.y + dy,
-                f.anchor_box.w,
-                f.anchor_box.h,
+            let a = f.anchor_box;
+            let (x0, y0) = ((a.x + dx).clamp(0.0, width), (a.y + dy).clamp(0.0, height));
+            let (x1, y1) = (
+                (a.x + a.w + dx).clamp(0.0, width),
+                (a.y + a.h + dy).clamp(0.0, height),
             );
-            let duplicate = self.persons[..kept]
+            if x1 - x0 < 2.0 || y1 - y0 < 2.0 {
+                continue;
+            }
+            f.bbox = BBox::new(x0, y0, x1 - x0, y1 - y0);
+            let overlaps = |o: &Followed| o.bbox.iou(&f.bbox) > NMS_IOU;
+            if self.persons[..kept]
                 .iter()
-                .any(|o| o.score >= f.score && o.bbox.iou(&f.bbox) > NMS_IOU);
-            if !duplicate {
-                // A kept person that the newcomer outscores and overlaps gives way to it.
-                if let Some(j) = self.persons[..kept]
-                    .iter()
-                    .position(|o| o.bbox.iou(&f.bbox) > NMS_IOU)
-                {
-                    self.persons[j] = f;
-                } else {
-                    self.persons[kept] = f;
-                    kept += 1;
+                .any(|o| overlaps(o) && o.score >= f.score)
+            {
+                continue;
+            }
+            // Kept persons that this better-scored one overlaps give way to it (in place: the
+            // slots before `kept` never run ahead of `i`).
+            let mut w = 0;
+            for j in 0..kept {
+                if !overlaps(&self.persons[j]) {
+                    self.persons[w] = self.persons[j];
+                    w += 1;
                 }
             }
+            self.persons[w] = f;
+            kept = w + 1;
         }
         self.persons.truncate(kept);
     }
@@ -234,13 +242,17 @@ mod tests {
             k.y += 1.0
         });
         let faded = pose(&[]);
-        f.update(&[person(a.bbox, 0.9, moved), person(b.bbox, 0.7, faded)]);
+        f.update(
+            &[person(a.bbox, 0.9, moved), person(b.bbox, 0.7, faded)],
+            640.0,
+            480.0,
+        );
         let mut boxes = Vec::new();
         f.boxes(10, &mut boxes);
         assert_eq!(boxes, vec![(BBox::new(4.0, 1.0, 100.0, 200.0), 0.9)]);
         // interval 3: two frames follow a body pass, the third runs the body tier.
         assert!(f.can_follow(3));
-        f.update(&[person(boxes[0].0, 0.9, moved)]);
+        f.update(&[person(boxes[0].0, 0.9, moved)], 640.0, 480.0);
         assert!(!f.can_follow(3));
     }
 
@@ -254,9 +266,55 @@ mod tests {
         // Both persons' keypoints land on the same spot: low's box moves onto high's.
         let mut moved = kp;
         moved.iter_mut().for_each(|k| k.x += 20.0);
-        f.update(&[person(low.bbox, 0.5, moved), person(high.bbox, 0.9, kp)]);
+        f.update(
+            &[person(low.bbox, 0.5, moved), person(high.bbox, 0.9, kp)],
+            640.0,
+            480.0,
+        );
         let mut boxes = Vec::new();
         f.boxes(10, &mut boxes);
         assert_eq!(boxes, vec![(high.bbox, 0.9)]);
+    }
+
+    #[test]
+    fn boxes_are_clipped_to_the_image_and_dropped_when_off_it() {
+        let kp = pose(&[(50.0, 50.0, 0.8); 10]);
+        let mut f = Follower::new();
+        f.anchor(&[person(BBox::new(0.0, 0.0, 100.0, 200.0), 0.9, kp)]);
+        let shifted = |dx: f32| {
+            let mut k = kp;
+            k.iter_mut().for_each(|k| k.x += dx);
+            k
+        };
+        f.update(
+            &[person(BBox::default(), 0.9, shifted(-30.0))],
+            640.0,
+            480.0,
+        );
+        let mut boxes = Vec::new();
+        f.boxes(10, &mut boxes);
+        assert_eq!(boxes, vec![(BBox::new(0.0, 0.0, 70.0, 200.0), 0.9)]);
+        f.update(
+            &[person(BBox::default(), 0.9, shifted(-200.0))],
+            640.0,
+            480.0,
+        );
+        boxes.clear();
+        f.boxes(10, &mut boxes);
+        assert!(boxes.is_empty() && !f.can_follow(10));
+    }
+
+    #[test]
+    fn a_better_box_displaces_every_worse_one_it_overlaps() {
+        let kp = pose(&[(50.0, 50.0, 0.8); 10]);
+        let at = |x: f32, score: f32| person(BBox::new(x, 0.0, 100.0, 200.0), score, kp);
+        let mut f = Follower::new();
+        // The first two do not overlap each other (IoU 0.25); the third overlaps both (0.54).
+        let persons = [at(0.0, 0.5), at(60.0, 0.6), at(30.0, 0.9)];
+        f.anchor(&persons);
+        f.update(&persons, 640.0, 480.0);
+        let mut boxes = Vec::new();
+        f.boxes(10, &mut boxes);
+        assert_eq!(boxes, vec![(BBox::new(30.0, 0.0, 100.0, 200.0), 0.9)]);
     }
 }

@@ -466,7 +466,10 @@ impl Detector {
         let max_persons = config.max_persons.clamp(1, MAX_PERSONS);
         let started = Instant::now();
         self.boxes.clear();
-        let follow = upstream.is_none() && self.follower.can_follow(config.body_interval);
+        // Without a body tier the whole frame is the box: nothing to save by following it.
+        let follow = upstream.is_none()
+            && self.body.is_some()
+            && self.follower.can_follow(config.body_interval);
         match upstream {
             Some(boxes) => self.boxes.extend(boxes.iter().copied().take(max_persons)),
             None if follow => self.follower.boxes(max_persons, &mut self.boxes),
@@ -497,7 +500,8 @@ impl Detector {
         if config.body_interval <= 1 || upstream.is_some() {
             self.follower.reset();
         } else if follow {
-            self.follower.update(&frame.persons);
+            self.follower
+                .update(&frame.persons, img.width as f32, img.height as f32);
         } else {
             self.follower.anchor(&frame.persons);
         }
