@@ -3,8 +3,8 @@
 //! skeletons on a real street clip.
 //!
 //! The issue's accuracy goals (AP >= 0.25 with ground-truth boxes, >= 0.15 end to end) are NOT
-//! met yet; the floors asserted here sit just under the measured figures (0.130 / 0.085, and
-//! 0.144 / 0.098 with the test-time flip; README "Accuracy") so a regression fails the build.
+//! met yet; the floors asserted here sit just under the measured figures (0.177 / 0.094, and
+//! 0.191 / 0.103 with the test-time flip; README "Accuracy") so a regression fails the build.
 
 mod util;
 
@@ -14,11 +14,11 @@ use gstswarmpose::pose::Person;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const AP_FLOOR_GT_BOXES: f64 = 0.11;
-const AP_FLOOR_END_TO_END: f64 = 0.07;
+const AP_FLOOR_GT_BOXES: f64 = 0.165;
+const AP_FLOOR_END_TO_END: f64 = 0.085;
 /// With `flip=true` (each crop also runs mirrored, maps averaged with the mirror agents').
-const AP_FLOOR_GT_BOXES_FLIP: f64 = 0.135;
-const AP_FLOOR_END_TO_END_FLIP: f64 = 0.09;
+const AP_FLOOR_GT_BOXES_FLIP: f64 = 0.18;
+const AP_FLOOR_END_TO_END_FLIP: f64 = 0.095;
 
 fn eval_python(test: &str) -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -200,20 +200,29 @@ fn body_interval_follows_persons_between_body_passes() {
     let followed = street_persons(&data, "body-interval=5", N);
     assert_eq!((every.len(), followed.len()), (N, N));
     // A body pass finds exactly what the plain run finds on that frame (same frame, same
-    // agents); a followed frame crops elsewhere, so its persons differ.
-    let body_passes = every.iter().zip(&followed).filter(|(a, b)| a == b).count();
+    // agents, deterministic); a followed frame crops elsewhere, so its persons differ.
+    let passes: Vec<usize> = (0..N)
+        .filter(|&i| !every[i].is_empty() && every[i] == followed[i])
+        .collect();
     // Matched against the plain run: each followed person's best box IoU, and the median
-    // distance of its confident keypoints to that person's, over the person's height.
-    let (mut ious, mut errors) = (Vec::new(), Vec::new());
-    for (a, b) in every.iter().zip(&followed).filter(|(a, b)| a != b) {
-        for p in b {
-            let Some(q) = a
-                .iter()
-                .max_by(|x, y| x.bbox.iou(&p.bbox).total_cmp(&y.bbox.iou(&p.bbox)))
-            else {
+    // distance of its confident keypoints to that person's, over the person's height. And
+    // whether its box moved away from every box of the last body pass.
+    let (mut ious, mut errors, mut moved) = (Vec::new(), Vec::new(), 0);
+    let mut last_pass: &[Person] = &[];
+    for i in 0..N {
+        if passes.contains(&i) {
+            last_pass = &followed[i];
+            continue;
+        }
+        for p in &followed[i] {
+            if last_pass.iter().all(|q| q.bbox != p.bbox) {
+                moved += 1;
+            }
+            let iou = |q: &Person| q.bbox.iou(&p.bbox);
+            let Some(q) = every[i].iter().max_by(|x, y| iou(x).total_cmp(&iou(y))) else {
                 continue;
             };
-            ious.push(q.bbox.iou(&p.bbox));
+            ious.push(iou(q));
             let mut d: Vec<f32> = p
                 .keypoints
                 .iter()
@@ -227,27 +236,44 @@ fn body_interval_follows_persons_between_body_passes() {
             }
         }
     }
+    assert!(
+        ious.len() >= N && !errors.is_empty(),
+        "{} followed persons",
+        ious.len()
+    );
     let median = |v: &mut Vec<f32>| {
         v.sort_by(f32::total_cmp);
         v[v.len() / 2]
     };
     let with_persons = followed.iter().filter(|p| !p.is_empty()).count();
+    let (iou, error) = (median(&mut ious), median(&mut errors));
     eprintln!(
-        "body-interval=5 over {N} frames: {body_passes} body passes, {with_persons} frames with persons, \
-         {} followed persons, median IoU with the plain run's box {:.3}, median keypoint distance {:.3} of the height",
-        ious.len(),
-        median(&mut ious),
-        median(&mut errors)
+        "body-interval=5 over {N} frames: body passes on frames {passes:?}, {with_persons} frames with persons, \
+         {} followed persons ({moved} boxes moved off the last pass' boxes), median IoU with the plain run's box \
+         {iou:.3}, median keypoint distance {error:.3} of the height",
+        ious.len()
     );
-    // At least one body pass in 5 frames, and most frames follow.
+    // A body pass on every 5th frame at least (sooner only when everyone is lost), and most
+    // frames follow.
+    assert_eq!(passes.first(), Some(&0));
     assert!(
-        (N / 5..=N / 2).contains(&body_passes),
-        "{body_passes} body passes"
+        passes.windows(2).all(|w| w[1] - w[0] <= 5) && N - passes.last().unwrap() <= 5,
+        "body passes on {passes:?}"
     );
+    assert!(passes.len() <= N / 2, "body passes on {passes:?}");
     assert!(
         with_persons * 10 >= N * 9,
         "persons on {with_persons} of {N} frames"
     );
-    assert!(ious.len() >= N, "{} followed persons", ious.len());
-    assert!(median(&mut ious) >= 0.5 && median(&mut errors) <= 0.1);
+    // The boxes follow the keypoints (frozen boxes would all equal the last pass' boxes) and
+    // stay on the persons the plain run finds.
+    assert!(
+        moved * 10 >= ious.len() * 8,
+        "{moved} of {} boxes moved",
+        ious.len()
+    );
+    assert!(
+        iou >= 0.5 && error <= 0.1,
+        "IoU {iou}, keypoint distance {error}"
+    );
 }

@@ -247,11 +247,18 @@ def targets(boxes):
     return heat, reg, pos, ign
 
 
-class BodyAgents(torch.nn.Module):
-    """N independent body agents (grouped convs): 32->8 k1 relu6, dw3x3 relu6, 8->5 k1."""
+def body_hidden(cin, budget=500):
+    """Hidden width of a body agent reading `cin` stem channels: 8, or less where 8 would break the
+    per-agent parameter budget (cin*h + h + 9h + h + 5h + 5 <= budget; 48 channels -> 7)."""
+    return min(8, (budget - 5) // (cin + 16))
 
-    def __init__(self, cin=32, n=6, hidden=8):
+
+class BodyAgents(torch.nn.Module):
+    """N independent body agents (grouped convs): C->h k1 relu6, dw3x3 relu6, h->5 k1 (32->8 at 32 channels)."""
+
+    def __init__(self, cin=32, n=6, hidden=None):
         super().__init__()
+        hidden = body_hidden(cin) if hidden is None else hidden
         self.n, self.h = n, hidden
         self.inp = Conv(cin, n * hidden, 1, act="relu6")
         self.dw = Conv(n * hidden, n * hidden, 3, 1, n * hidden, "relu6")

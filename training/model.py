@@ -27,23 +27,38 @@ def same_pad(x, k, s):
 
 
 class Conv(nn.Module):
-    def __init__(self, cin, cout, k=1, stride=1, groups=1, act="none", w=None, b=None):
+    def __init__(self, cin, cout, k=1, stride=1, groups=1, act="none", w=None, b=None, bn=False):
         super().__init__()
         self.k, self.stride, self.groups, self.act = k, stride, groups, act
         self.conv = nn.Conv2d(cin, cout, k, stride, 0, groups=groups, bias=True)
+        # training-only batch norm before the activation; fold_bn() merges it into the conv for export
+        self.bn = nn.BatchNorm2d(cout) if bn else None
         if w is not None:
             with torch.no_grad():
                 self.conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
                 self.conv.bias.copy_(torch.from_numpy(b))
 
     def forward(self, x):
-        return ACTS[self.act](self.conv(same_pad(x, self.k, self.stride)))
+        y = self.conv(same_pad(x, self.k, self.stride))
+        return ACTS[self.act](self.bn(y) if self.bn is not None else y)
+
+    def fold_bn(self):
+        """Merge the batch norm's running statistics into the conv (exact in eval mode) and drop it, so the
+        saved state is a plain conv that every loader and the exporter read as before."""
+        if self.bn is None:
+            return
+        bn = self.bn
+        g = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        with torch.no_grad():
+            self.conv.weight.mul_(g.view(-1, 1, 1, 1))
+            self.conv.bias.copy_((self.conv.bias - bn.running_mean) * g + bn.bias)
+        self.bn = None
 
 
 class Stem(nn.Module):
     """Thunder backbone up to `upto` (residual adds kept as graph edges) + trainable 1x1 neck to `cout` channels."""
 
-    def __init__(self, upto="block_9_add", neck="32", neck_act="relu6", max_stride=16):
+    def __init__(self, upto="block_9_add", neck="32", neck_act="relu6", max_stride=16, neck_bn=False):
         super().__init__()
         ops, self.norm = load_backbone(upto)
         # optionally keep the output resolution finer: stride-2 convs beyond max_stride run at stride 1
@@ -71,9 +86,9 @@ class Stem(nn.Module):
         layers, c = [], self.cfeat
         for tok in str(neck).split(",") if neck else []:
             if tok == "dw":
-                layers.append(Conv(c, c, 3, 1, c, neck_act))
+                layers.append(Conv(c, c, 3, 1, c, neck_act, bn=neck_bn))
             else:
-                layers.append(Conv(c, int(tok), 1, 1, 1, neck_act))
+                layers.append(Conv(c, int(tok), 1, 1, 1, neck_act, bn=neck_bn))
                 c = int(tok)
         self.neck = nn.Sequential(*layers) if layers else None
         self.cout = c
@@ -119,12 +134,18 @@ class Agents(nn.Module):
 
 
 class Student(nn.Module):
-    def __init__(self, upto="block_9_add", stem_out="32", agents_per_kp=3, hidden=8, depth=1, max_stride=16, kp_ch=3):
+    def __init__(self, upto="block_9_add", stem_out="32", agents_per_kp=3, hidden=8, depth=1, max_stride=16, kp_ch=3,
+                 neck_bn=False):
         super().__init__()
-        self.stem = Stem(upto, stem_out, max_stride=max_stride)
+        self.stem = Stem(upto, stem_out, max_stride=max_stride, neck_bn=neck_bn)
         self.apk = agents_per_kp
         self.agents = Agents(self.stem.cout, 17 * agents_per_kp, hidden, depth, kp_ch)
         self.stride = self.stem.stride
+
+    def fold_bn(self):
+        for m in self.modules():
+            if isinstance(m, Conv):
+                m.fold_bn()
 
     def forward(self, x):
         """x: B,3,S,S normalised input. Returns B, 17, A, 3, H, W (agent a of keypoint k = index k*A+a)."""

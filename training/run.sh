@@ -28,6 +28,10 @@ fi
 PY="$CACHE/venv/bin/python"
 START=$(date +%s)
 step() { echo "[run.sh] $(( ($(date +%s) - START) / 60 )) min: $*"; }
+# The stem's fresh neck: 1x1 to 448, depthwise 3x3, 1x1 to 48 channels (a keypoint agent reading 48
+# has 499 parameters), with batch norm while training (folded into the convs before saving); the
+# smoke run trains the same shape. README "Neck with batch norm" has the pilots behind it.
+ARCH_ARGS=(--stem-out 448,dw,48 --neck-bn)
 # The second set of keypoint agents: trained alone on the finished stem (training/subcell.py).
 EXTRA_ARGS=(--kp-ch 3 --apk 3 --sigma 0.8 --epochs 15 --eval-every 5 --seed 0)
 if [ -n "$SMOKE" ]; then
@@ -37,7 +41,7 @@ if [ -n "$SMOKE" ]; then
     "$PY" "$HERE/label.py" --limit 60 --out "$CACHE/labels/labels_smoke.npz"
   fi
   step "keypoint student (smoke)"
-  "$PY" "$HERE/train.py" --smoke --threads "$THREADS" --out "$RUN"
+  "$PY" "$HERE/train.py" --smoke --threads "$THREADS" --out "$RUN" "${ARCH_ARGS[@]}"
   step "3 more agents per keypoint on the frozen stem (smoke)"
   "$PY" "$HERE/subcell_feats.py" "$RUN"
   "$PY" "$HERE/subcell.py" --smoke --base "$RUN" --out "$RUN/extra" --threads "$THREADS" "${EXTRA_ARGS[@]}"
@@ -48,7 +52,7 @@ if [ -n "$SMOKE" ]; then
   BUNDLE="$RUN/swarmpose.bundle"
 else
   RUN="$CACHE/runs/final"
-  TRAIN_ARGS=(--size 192 --max-stride 16 --stem-out 32 --n-aug 4 --epochs 15 --eval-every 3)
+  TRAIN_ARGS=(--size 192 --max-stride 16 "${ARCH_ARGS[@]}" --n-aug 4 --epochs 15 --eval-every 3)
   # A finished run trained with other arguments is not this command's output: train it again.
   if [ -f "$RUN/model.pt" ] && ! HERE="$HERE" "$PY" "$HERE/train.py" --check-args "$RUN/model.pt" "${TRAIN_ARGS[@]}"; then
     step "$RUN was trained with other arguments: training again"
@@ -56,12 +60,12 @@ else
   fi
   step "teacher labels"
   "$PY" "$HERE/label.py"
-  # Keypoint student: ~12 min on 2 threads (a finished run with these arguments is kept).
+  # Keypoint student: ~24 min on 2 (busy) threads (a finished run with these arguments is kept).
   if [ ! -f "$RUN/model.pt" ]; then
     step "keypoint student"
     "$PY" "$HERE/train.py" --threads "$THREADS" --out "$RUN" "${TRAIN_ARGS[@]}"
   fi
-  # 3 more agents per keypoint on the finished stem: ~7 min on 2 threads.
+  # 3 more agents per keypoint on the finished stem: ~6 min on 2 threads.
   if [ ! -f "$RUN/extra/model.pt" ]; then
     step "3 more agents per keypoint on the frozen stem"
     "$PY" "$HERE/subcell_feats.py" "$RUN"

@@ -31,6 +31,8 @@ def parse():
     ap.add_argument("--upto", default="block_9_add", help="last transferred Thunder tensor")
     ap.add_argument("--train-blocks", type=int, default=1, help="trailing residual blocks of the stem that are fine-tuned")
     ap.add_argument("--stem-out", default="32", help='trainable neck: "32" or e.g. "96,dw,32"')
+    ap.add_argument("--neck-bn", action="store_true",
+                    help="batch norm in the fresh neck while training (folded into its convs before saving)")
     ap.add_argument("--max-stride", type=int, default=16, help="output stride of the stem (8: later stride-2 convs run at 1)")
     ap.add_argument("--apk", type=int, default=3, help="agents per keypoint")
     ap.add_argument("--hidden", type=int, default=8)
@@ -159,7 +161,7 @@ def main():
     n = len(lab["paths"]) if not a.limit else min(a.limit, len(lab["paths"]))
     idx = np.arange(n)
 
-    model = Student(a.upto, a.stem_out, a.apk, a.hidden, a.depth, a.max_stride)
+    model = Student(a.upto, a.stem_out, a.apk, a.hidden, a.depth, a.max_stride, neck_bn=a.neck_bn)
     stem = model.stem
     start = split_stem(stem, a.train_blocks)
     say(f"stem: {len(stem.ops)} ops, trainable from op {start}; stride {model.stride}")
@@ -238,6 +240,8 @@ def main():
             hist.append({"epoch": ep + 1, **m})
         say(msg)
     train_min = (time.time() - t_start) / 60
+    model.eval()
+    model.fold_bn()
     torch.save({"args": vars(a), "state": model.state_dict()}, os.path.join(a.out, "model.pt"))
 
     # 5. final float evaluation, both fusions, both held-out splits
