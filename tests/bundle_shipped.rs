@@ -40,12 +40,14 @@ fn hex_bytes(s: &str) -> Vec<u8> {
 
 #[test]
 fn shipped_bundle_tiers_counts_and_budgets() {
-    let (b, _) = load();
+    let (b, g) = load();
     assert_eq!(FORMAT_VERSION, 2);
     let m = &b.manifest;
     let tiers: Vec<&str> = m.tiers.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(tiers, ["body", "keypoint"]);
-    assert!(m.tiers.iter().all(|t| t.channels == 32));
+    // Both tiers read the stem's output channels, as the training export recorded them.
+    let channels = ints(&g["stem_out_shape_hwc"])[2] as usize;
+    assert!(m.tiers.iter().all(|t| t.channels == channels), "{channels}");
     assert_eq!(m.tiers[0].input_quant, m.tiers[1].input_quant);
     let stem = m.stem.as_ref().expect("stem");
     assert_eq!(stem.name, "retina");
@@ -113,7 +115,7 @@ fn shipped_bundle_matches_python_integer_simulation() {
     );
     // agents on the stem's int8 output
     let fshape = shape("stem_out_shape_hwc");
-    assert_eq!(fshape.c, 32);
+    assert_eq!(fshape.c, b.manifest.tiers[0].channels);
     for (tier, name) in [("body", "body_0"), ("keypoint", "left_wrist_0")] {
         let mut r = SwarmRunner::new(&b.swarm(tier).unwrap(), fshape, Backend::Cpu).unwrap();
         let mut y = vec![0.0f32; r.output_len()];
