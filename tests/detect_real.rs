@@ -10,7 +10,7 @@ mod util;
 
 use gst::prelude::*;
 use gstswarmpose::meta::PoseMeta;
-use gstswarmpose::pose::Person;
+use gstswarmpose::pose::{Person, PoseFrame};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -120,19 +120,14 @@ fn street_clip_gets_persons_with_skeletons() {
         return;
     };
     util::init();
-    let clip = data.join("clips/street_walk_1280x720.avi");
-    let (pipeline, sink) = util::pipeline_with_appsink(&format!(
-        "filesrc location={} ! decodebin ! videoconvert ! swarmdetect backend=cpu ! swarmconsensus \
-         ! swarmoverlay ! appsink name=sink sync=false",
-        clip.display()
-    ));
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let (mut frames, mut with_persons, mut keypoints_in_box, mut keypoints) = (0, 0, 0, 0);
-    while let Ok(sample) = sink.pull_sample() {
-        frames += 1;
-        let buffer = sample.buffer().unwrap();
-        let meta = buffer.meta::<PoseMeta>().expect("every frame detected");
-        let f = meta.frame();
+    let all = street_frames(
+        &data,
+        "swarmdetect backend=cpu ! swarmconsensus ! swarmoverlay",
+        usize::MAX,
+    );
+    let frames = all.len();
+    let (mut with_persons, mut keypoints_in_box, mut keypoints) = (0, 0, 0);
+    for f in &all {
         assert_eq!((f.width, f.height), (1280, 720));
         if !f.persons.is_empty() {
             with_persons += 1;
@@ -151,7 +146,6 @@ fn street_clip_gets_persons_with_skeletons() {
             }
         }
     }
-    pipeline.set_state(gst::State::Null).unwrap();
     eprintln!(
         "street clip: {frames} frames, {with_persons} with persons, {keypoints_in_box}/{keypoints} confident keypoints in their box"
     );
@@ -163,12 +157,12 @@ fn street_clip_gets_persons_with_skeletons() {
     assert!(keypoints > 1000 && keypoints_in_box * 100 >= keypoints * 95);
 }
 
-/// The first `n` frames of the street clip through `swarmdetect <props>`: each frame's persons.
-fn street_persons(data: &Path, props: &str, n: usize) -> Vec<Vec<Person>> {
+/// The first `n` frames of the street clip through `chain`: each frame's poses, as the
+/// swarmpose meta carries them at the end of the chain.
+fn street_frames(data: &Path, chain: &str, n: usize) -> Vec<PoseFrame> {
     let clip = data.join("clips/street_walk_1280x720.avi");
     let (pipeline, sink) = util::pipeline_with_appsink(&format!(
-        "filesrc location={} ! decodebin ! videoconvert ! swarmdetect backend=cpu {props} \
-         ! appsink name=sink sync=false",
+        "filesrc location={} ! decodebin ! videoconvert ! {chain} ! appsink name=sink sync=false",
         clip.display()
     ));
     pipeline.set_state(gst::State::Playing).unwrap();
@@ -181,11 +175,19 @@ fn street_persons(data: &Path, props: &str, n: usize) -> Vec<Vec<Person>> {
             .buffer()
             .unwrap()
             .meta::<PoseMeta>()
-            .expect("detected");
-        frames.push(meta.frame().persons.clone());
+            .expect("every frame detected");
+        frames.push(meta.frame().clone());
     }
     pipeline.set_state(gst::State::Null).unwrap();
     frames
+}
+
+/// The persons of the first `n` street-clip frames through `swarmdetect <props>`.
+fn street_persons(data: &Path, props: &str, n: usize) -> Vec<Vec<Person>> {
+    street_frames(data, &format!("swarmdetect backend=cpu {props}"), n)
+        .into_iter()
+        .map(|f| f.persons)
+        .collect()
 }
 
 #[test]

@@ -103,9 +103,9 @@ impl Follower {
         let n = persons.len().min(self.persons.len());
         self.persons.truncate(n);
         let mut kept = 0;
-        for i in 0..n {
+        for (i, now) in persons.iter().enumerate().take(n) {
             let mut f = self.persons[i];
-            let Some((dx, dy)) = median_displacement(&f.anchor_pose, &persons[i].keypoints) else {
+            let Some((dx, dy)) = median_displacement(&f.anchor_pose, &now.keypoints) else {
                 continue;
             };
             let a = f.anchor_box;
@@ -191,6 +191,15 @@ mod tests {
         })
     }
 
+    /// `pose` with every keypoint moved by (dx, dy).
+    fn shifted(pose: [Keypoint; NUM_KEYPOINTS], dx: f32, dy: f32) -> [Keypoint; NUM_KEYPOINTS] {
+        pose.map(|k| Keypoint {
+            x: k.x + dx,
+            y: k.y + dy,
+            ..k
+        })
+    }
+
     fn person(bbox: BBox, score: f32, keypoints: [Keypoint; NUM_KEYPOINTS]) -> Person {
         Person {
             bbox,
@@ -203,11 +212,7 @@ mod tests {
     #[test]
     fn median_displacement_ignores_an_outlier_and_faint_keypoints() {
         let anchor = pose(&[(10.0, 10.0, 0.9); 8]);
-        let mut now = anchor;
-        for k in now.iter_mut() {
-            k.x += 3.0;
-            k.y -= 2.0;
-        }
+        let mut now = shifted(anchor, 3.0, -2.0);
         now[0].x += 100.0; // one keypoint jumps
         now[1].score = 0.1; // one fades
         assert_eq!(median_displacement(&anchor, &now), Some((3.0, -2.0)));
@@ -236,11 +241,7 @@ mod tests {
         assert!(f.can_follow(3) && !f.can_follow(1));
 
         // Frame 1: a moved by (4, 1); b's keypoints faded.
-        let mut moved = kp;
-        moved.iter_mut().for_each(|k| {
-            k.x += 4.0;
-            k.y += 1.0
-        });
+        let moved = shifted(kp, 4.0, 1.0);
         let faded = pose(&[]);
         f.update(
             &[person(a.bbox, 0.9, moved), person(b.bbox, 0.7, faded)],
@@ -264,8 +265,7 @@ mod tests {
         let mut f = Follower::new();
         f.anchor(&[low, high]);
         // Both persons' keypoints land on the same spot: low's box moves onto high's.
-        let mut moved = kp;
-        moved.iter_mut().for_each(|k| k.x += 20.0);
+        let moved = shifted(kp, 20.0, 0.0);
         f.update(
             &[person(low.bbox, 0.5, moved), person(high.bbox, 0.9, kp)],
             640.0,
@@ -281,13 +281,8 @@ mod tests {
         let kp = pose(&[(50.0, 50.0, 0.8); 10]);
         let mut f = Follower::new();
         f.anchor(&[person(BBox::new(0.0, 0.0, 100.0, 200.0), 0.9, kp)]);
-        let shifted = |dx: f32| {
-            let mut k = kp;
-            k.iter_mut().for_each(|k| k.x += dx);
-            k
-        };
         f.update(
-            &[person(BBox::default(), 0.9, shifted(-30.0))],
+            &[person(BBox::default(), 0.9, shifted(kp, -30.0, 0.0))],
             640.0,
             480.0,
         );
@@ -295,7 +290,7 @@ mod tests {
         f.boxes(10, &mut boxes);
         assert_eq!(boxes, vec![(BBox::new(0.0, 0.0, 70.0, 200.0), 0.9)]);
         f.update(
-            &[person(BBox::default(), 0.9, shifted(-200.0))],
+            &[person(BBox::default(), 0.9, shifted(kp, -200.0, 0.0))],
             640.0,
             480.0,
         );
