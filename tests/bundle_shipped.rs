@@ -1,10 +1,13 @@
 //! The shipped bundle (`models/swarmpose.bundle`, written by `training/export.py`) loads, fits the
 //! budgets, and the engine reproduces the Python integer simulation bit for bit
-//! (`tests/data/bundle_golden.json`: one RGB frame of the stem's input size, the stem's int8 output, the outputs of
-//! `body_0` and `left_wrist_0`).
+//! (`tests/data/bundle_golden.json`: one RGB frame of the stem's input size, the stem's int8 output, the body
+//! tier's int8 features (stem backbone + body neck), the outputs of `body_0` and `left_wrist_0`).
 
-use gstswarmpose::engine::MapShape;
-use gstswarmpose::engine::bundle::{Bundle, FORMAT_VERSION, MAX_AGENT_PARAMS, MAX_STEM_PARAMS};
+use gstswarmpose::engine::{MapShape, QuantNet};
+use gstswarmpose::engine::bundle::{
+    Bundle, BundleError, FORMAT_VERSION, MAX_AGENT_PARAMS, MAX_STEM_PARAMS, encode_container,
+    encode_blob,
+};
 use gstswarmpose::engine::swarm::{Backend, Swarm, SwarmRunner};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -45,20 +48,25 @@ fn shipped_bundle_tiers_counts_and_budgets() {
     let m = &b.manifest;
     let tiers: Vec<&str> = m.tiers.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(tiers, ["body", "keypoint"]);
-    // Both tiers read the stem's output channels, as the training export recorded them.
-    let channels = ints(&g["stem_out_shape_hwc"])[2] as usize;
-    assert!(m.tiers.iter().all(|t| t.channels == channels), "{channels}");
-    assert_eq!(m.tiers[0].input_quant, m.tiers[1].input_quant);
+    // The keypoint tier reads the stem's output; the body tier its body neck's, as the training
+    // export recorded them.
+    assert_eq!(
+        m.tiers[1].channels,
+        ints(&g["stem_out_shape_hwc"])[2] as usize
+    );
+    assert_eq!(
+        m.tiers[0].channels,
+        ints(&g["body_stem_out_shape_hwc"])[2] as usize
+    );
     let stem = m.stem.as_ref().expect("stem");
     assert_eq!(stem.name, "retina");
     assert_eq!(stem.input.h, stem.input.w, "a square stem input");
     assert_eq!(stem.input.c, 3);
-    assert!(stem.param_count <= MAX_STEM_PARAMS);
-    assert_eq!(
-        b.stem.as_ref().unwrap().output_q(),
-        m.tiers[0].input_quant,
-        "tiers read the stem's output"
-    );
+    let neck = m.body_neck.as_ref().expect("body neck");
+    assert!(neck.from_layer < stem.layers.len() - 1, "the neck branches off inside the stem");
+    assert!(stem.param_count + neck.param_count <= MAX_STEM_PARAMS);
+    assert_eq!(b.stem.as_ref().unwrap().output_q(), m.tiers[1].input_quant);
+    assert_eq!(b.body_neck.as_ref().unwrap().output_q(), m.tiers[0].input_quant);
     let body = m.agents.iter().filter(|a| a.tier == "body").count();
     let kp = m.agents.iter().filter(|a| a.tier == "keypoint").count();
     assert!((4..=8).contains(&body), "{body} body agents");
@@ -73,6 +81,18 @@ fn shipped_bundle_tiers_counts_and_budgets() {
     assert!(m.total_agent_params <= 100_000);
     assert_eq!(m.detector.as_ref().map(|d| d.crop_margin), Some(0.25));
     assert!(!m.provenance.command.is_empty());
+}
+
+/// Runs one net on the CPU and requantises its output to the int8 levels it dequantised.
+fn run_int8(net: QuantNet, input_shape: MapShape, input: &[i8]) -> Vec<i8> {
+    let q = net.output_q();
+    let mut runner =
+        SwarmRunner::new(&Swarm::new(vec![net]).unwrap(), input_shape, Backend::Cpu).unwrap();
+    let mut out = vec![0.0f32; runner.output_len()];
+    runner.run(input, &mut out).unwrap();
+    out.iter()
+        .map(|&v| ((v / q.scale).round() as i32 + q.zero_point) as i8)
+        .collect()
 }
 
 #[test]
@@ -94,16 +114,7 @@ fn shipped_bundle_matches_python_integer_simulation() {
         (stem_in.h, stem_in.w, stem_in.c)
     );
     assert_eq!(input.len(), ishape.h * ishape.w * ishape.c);
-    let stem = b.stem.clone().unwrap();
-    let sq = stem.output_q();
-    let mut runner =
-        SwarmRunner::new(&Swarm::new(vec![stem]).unwrap(), ishape, Backend::Cpu).unwrap();
-    let mut out = vec![0.0f32; runner.output_len()];
-    runner.run(&input, &mut out).unwrap();
-    let feat: Vec<i8> = out
-        .iter()
-        .map(|&v| ((v / sq.scale).round() as i32 + sq.zero_point) as i8)
-        .collect();
+    let feat = run_int8(b.stem.clone().unwrap(), ishape, &input);
     let expect = ints(&g["stem_q_hwc"]);
     assert_eq!(feat.len(), expect.len());
     let got: Vec<i64> = feat.iter().map(|&q| i64::from(q)).collect();
@@ -113,13 +124,24 @@ fn shipped_bundle_matches_python_integer_simulation() {
         got, expect,
         "stem int8 output differs from the Python simulation"
     );
-    // agents on the stem's int8 output
-    let fshape = shape("stem_out_shape_hwc");
-    assert_eq!(fshape.c, b.manifest.tiers[0].channels);
-    for (tier, name) in [("body", "body_0"), ("keypoint", "left_wrist_0")] {
+    // the body tier's features: stem backbone + body neck
+    let body_feat = run_int8(b.body_stem().expect("body stem"), ishape, &input);
+    let got: Vec<i64> = body_feat.iter().map(|&q| i64::from(q)).collect();
+    assert_eq!(got.iter().sum::<i64>(), g["body_stem_q_sum"].as_i64().unwrap());
+    assert_eq!(
+        got,
+        ints(&g["body_stem_q_hwc"]),
+        "body stem int8 output differs from the Python simulation"
+    );
+    // agents on their tier's int8 features
+    for (tier, name, key, feat) in [
+        ("body", "body_0", "body_stem_out_shape_hwc", &body_feat),
+        ("keypoint", "left_wrist_0", "stem_out_shape_hwc", &feat),
+    ] {
+        let fshape = shape(key);
         let mut r = SwarmRunner::new(&b.swarm(tier).unwrap(), fshape, Backend::Cpu).unwrap();
         let mut y = vec![0.0f32; r.output_len()];
-        r.run(&feat, &mut y).unwrap();
+        r.run(feat, &mut y).unwrap();
         let idx = g[name]["index_in_tier"].as_u64().unwrap() as usize;
         let o = r.offsets();
         let got = &y[o[idx]..o[idx + 1]];
@@ -135,4 +157,39 @@ fn shipped_bundle_matches_python_integer_simulation() {
             "{name} output differs from the Python simulation"
         );
     }
+}
+
+/// A body neck that reads past the stem, miscounts its MACs, does not feed the body tier or has no stem is
+/// refused when the bundle is read.
+#[test]
+fn broken_body_neck_manifests_are_refused() {
+    let (b, _) = load();
+    let blob = encode_blob(b.stem.iter().chain(&b.body_neck).chain(&b.agents));
+    let read = |edit: &dyn Fn(&mut gstswarmpose::engine::bundle::Manifest)| {
+        let mut m = b.manifest.clone();
+        edit(&mut m);
+        Bundle::from_bytes(&encode_container(&serde_json::to_vec(&m).unwrap(), &blob))
+    };
+    assert!(read(&|_| {}).is_ok(), "the unedited manifest loads");
+    let layers = b.manifest.stem.as_ref().unwrap().layers.len();
+    assert!(matches!(
+        read(&|m| m.body_neck.as_mut().unwrap().from_layer = layers),
+        Err(BundleError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        read(&|m| m.body_neck.as_mut().unwrap().macs_per_frame += 1),
+        Err(BundleError::CountMismatch { .. })
+    ));
+    assert!(matches!(
+        read(&|m| m.tiers[0].input_quant.zero_point += 1),
+        Err(BundleError::InvalidManifest(_))
+    ));
+    assert!(matches!(
+        read(&|m| m.tiers[0].channels -= 1),
+        Err(BundleError::InvalidManifest(_))
+    ));
+    assert!(matches!(
+        read(&|m| m.stem = None),
+        Err(BundleError::InvalidManifest(_))
+    ));
 }

@@ -241,14 +241,23 @@ def dequant(q, qp):
 
 
 class IntModel:
-    """The bundle executed with the exact integer contract: stem once, then agents."""
+    """The bundle executed with the exact integer contract: stem once, then agents. With a body neck, the body
+    tier reads the stem's layers 0..=from_layer followed by the body neck."""
 
-    def __init__(self, stem_q, kp_agents_q, body_agents_q, stride, apk):
+    def __init__(self, stem_q, kp_agents_q, body_agents_q, stride, apk, body_neck_q=None, from_layer=None):
         self.stem, self.kp, self.body, self.stride, self.apk = stem_q, kp_agents_q, body_agents_q, stride, apk
+        self.body_neck, self.from_layer = body_neck_q, from_layer
 
     def stem_q(self, img_uint8_bhwc):
         q = np.asarray(img_uint8_bhwc, np.int64).transpose(0, 3, 1, 2) - 128
         return int_forward(self.stem, q)
+
+    def body_stem_q(self, img_uint8_bhwc):
+        """The body tier's input features: the stem's, or its backbone's followed by the body neck."""
+        if not self.body_neck:
+            return self.stem_q(img_uint8_bhwc)
+        q = np.asarray(img_uint8_bhwc, np.int64).transpose(0, 3, 1, 2) - 128
+        return int_forward(self.stem[:self.from_layer + 1] + self.body_neck, q)
 
     def agents(self, fq, agents):
         return np.stack([dequant(int_forward(a, fq), a[-1]["out_q"]) for a in agents], 1)  # B, N, C, H, W
@@ -271,22 +280,26 @@ def net_params(qlayers):
     return int(sum(l["wq"].size + l["bq"].size for l in qlayers))
 
 
-def export_bundle(path, stem_q, stem_input, agents, provenance, crop_margin=0.25):
+def export_bundle(path, stem_q, stem_input, agents, provenance, crop_margin=0.25, body_neck_q=None, from_layer=None):
     """Write the binary bundle (src/engine/bundle.rs, format version 2).
 
     stem_q: quantised stem layers; stem_input (h, w, c); agents: list of dicts {name, tier, keypoint,
-    specialisation, layers (quantised)}, in manifest order. Tiers are derived from the agents (channels =
-    the stem's output channels, input_quant = the stem's output quant). Returns the manifest."""
+    specialisation, layers (quantised)}, in manifest order. Tiers are derived from the agents (channels and
+    input_quant: the stem's output, or for the body tier the body neck's when there is one). body_neck_q:
+    quantised layers reading the output of stem layer `from_layer`. Returns the manifest."""
     import struct
     import zlib
-    sq = stem_q[-1]["out_q"]
-    tier_q = {"scale": float(sq[0]), "zero_point": int(sq[1])}
+
+    def tier_input(name):
+        last = body_neck_q[-1] if (name == "body" and body_neck_q) else stem_q[-1]
+        return int(last["w"].shape[0]), {"scale": float(last["out_q"][0]), "zero_point": int(last["out_q"][1])}
     tiers = []
     for a in agents:
         if a["tier"] not in [t["name"] for t in tiers]:
-            tiers.append({"name": a["tier"], "channels": int(stem_q[-1]["w"].shape[0]), "input_quant": dict(tier_q)})
+            ch, q = tier_input(a["tier"])
+            tiers.append({"name": a["tier"], "channels": ch, "input_quant": q})
     h, w, c = stem_input
-    _, macs, _ = count(stem_q, h)
+    _, macs, grid = count(stem_q, h)
     assert h == w
     manifest = {
         "tiers": tiers,
@@ -301,8 +314,14 @@ def export_bundle(path, stem_q, stem_input, agents, provenance, crop_margin=0.25
         "detector": {"crop_margin": float(crop_margin)},
         "provenance": provenance,
     }
+    if body_neck_q:
+        _, _, side_at = count(stem_q[:from_layer + 1], h)
+        manifest["body_neck"] = {"name": "retina_body", "from_layer": int(from_layer),
+                                 "layers": [layer_manifest(l) for l in body_neck_q],
+                                 "param_count": net_params(body_neck_q),
+                                 "macs_per_frame": int(count(body_neck_q, side_at)[1])}
     blob = bytearray()
-    for net in [stem_q] + [a["layers"] for a in agents]:
+    for net in [stem_q] + ([body_neck_q] if body_neck_q else []) + [a["layers"] for a in agents]:
         for l in net:
             blob += l["wq"].astype(np.int8).tobytes() + l["bq"].astype("<i4").tobytes()
     js = json.dumps(manifest, separators=(",", ":")).encode()
@@ -357,10 +376,13 @@ def ranges_batched(layers, x, bs=32):
     return r, torch.cat(outs)
 
 
-def golden_file(path, im, stem_q, body_q, kp_q, kp_index):
+def golden_file(path, im, stem_q, body_q, kp_q, kp_index, body_neck_q=None, from_layer=None):
     """Bit-exactness fixture for the Rust engine: one side x side x 3 uint8 input (hex, HWC RGB), the stem's
-    int8 output (HWC, every value), body_0 and left_wrist_0 outputs (int8 and dequantised f32, HWC)."""
-    fq = IntModel(stem_q, [], [], 16, 3).stem_q(im[None])  # 1, C, H, W
+    int8 output (HWC, every value), the body tier's input features (body neck) when there is a body neck,
+    body_0 and left_wrist_0 outputs (int8 and dequantised f32, HWC)."""
+    imq = IntModel(stem_q, [], [], 16, 3, body_neck_q, from_layer)
+    fq = imq.stem_q(im[None])  # 1, C, H, W
+    fb = imq.body_stem_q(im[None])
     g = {"input_hex": im.astype(np.uint8).tobytes().hex(), "input_shape_hwc": list(im.shape),
          "input_quant": "q = p - 128", "stem_output_quant": {"scale": float(stem_q[-1]["out_q"][0]),
                                                              "zero_point": int(stem_q[-1]["out_q"][1])},
@@ -370,8 +392,13 @@ def golden_file(path, im, stem_q, body_q, kp_q, kp_index):
     g["stem_q_first64"] = s_hwc[:64].tolist()
     g["stem_q_sum"] = int(s_hwc.sum())
     g["stem_q_weighted_sum"] = int(((np.arange(len(s_hwc)) % 251 + 1) * s_hwc).sum())
-    for name, layers in [("body_0", body_q), ("left_wrist_0", kp_q)]:
-        q = int_forward(layers, fq)[0].transpose(1, 2, 0)
+    if body_neck_q:
+        b_hwc = fb[0].transpose(1, 2, 0).reshape(-1).astype(np.int64)
+        g["body_stem_out_shape_hwc"] = [int(fb.shape[2]), int(fb.shape[3]), int(fb.shape[1])]
+        g["body_stem_q_hwc"] = b_hwc.tolist()
+        g["body_stem_q_sum"] = int(b_hwc.sum())
+    for name, layers, feats in [("body_0", body_q, fb), ("left_wrist_0", kp_q, fq)]:
+        q = int_forward(layers, feats)[0].transpose(1, 2, 0)
         d = dequant(q, layers[-1]["out_q"])
         g[name] = {"out_shape_hwc": list(q.shape), "q_hwc": q.reshape(-1).astype(int).tolist(),
                    "f32_hwc": [float(v) for v in d.reshape(-1)], "index_in_tier": 0 if name == "body_0" else kp_index}
@@ -410,7 +437,7 @@ def main():
     import sys
     import time
     import body as body_mod
-    from body import BodyAgents, aug_frame, eval_boxes, load_student
+    from body import aug_frame, eval_boxes, load_body, load_student
     from common import CACHE, coco_kp_ap, predict_split, read_rgb
     from data import build_crops
     ap = argparse.ArgumentParser()
@@ -432,10 +459,7 @@ def main():
         model, ta = merge_agents(model, ta, a.extra_agents)
         print(f"[export] keypoint agents: {n_first} per keypoint from {a.run} + {model.apk - n_first} from "
               f"{a.extra_agents} (same stem)", flush=True)
-    bk = torch.load(os.path.join(a.run, "body.pt"), weights_only=False)
-    body = BodyAgents(model.stem.cout, bk["n"])
-    body.load_state_dict(bk["state"])
-    body.eval()
+    body, bk = load_body(a.run, model.stem.cout, model.stem.cfeat)
     size = ta["size"]
     body_mod.use_side(size)
     # calibration: keypoint crops (training people) and whole training frames letterboxed
@@ -457,14 +481,24 @@ def main():
     with torch.no_grad():
         err = float((model(xc[:8]) - seq(xc[:8])).abs().max())
     print(f"[export] sequential (folded residuals) vs trained model: max |diff| {err:.2e}", flush=True)
-    body_layers = split_agents(body, bk["n"], 5)
+    body_layers = split_agents(body.agents, bk["n"], 5)
     r1, fc = ranges_batched(layers, xc)
     r2, ff = ranges_batched(layers, xf)
     stem_q = quantise(layers, STEM_INPUT_Q, merge_ranges(r1, r2))
     tq = stem_q[-1]["out_q"]
     kp_q = [quantise(ag["layers"], tq, ranges_batched(ag["layers"], fc)[0]) for ag in kp_agents]
-    body_q = [quantise(al, tq, ranges_batched(al, ff)[0]) for al in body_layers]
-    im = IntModel(stem_q, kp_q, body_q, model.stride, model.apk)
+    body_neck_q, from_layer = None, None
+    if len(body.neck):
+        # the body neck reads the backbone: the stem's layers without the keypoint neck
+        from_layer = len(layers) - (len(model.stem.neck) if model.stem.neck is not None else 0) - 1
+        neck_layers = [L(*conv_of(m), m.stride, m.groups, m.act) for m in body.neck]
+        _, fbb = ranges_batched(layers[:from_layer + 1], xf)
+        rn, ff = ranges_batched(neck_layers, fbb)
+        body_neck_q = quantise(neck_layers, stem_q[from_layer]["out_q"], rn)
+        print(f"[export] body neck {bk['neck']} on stem layer {from_layer}: {net_params(body_neck_q)} params", flush=True)
+    bq = body_neck_q[-1]["out_q"] if body_neck_q else tq
+    body_q = [quantise(al, bq, ranges_batched(al, ff)[0]) for al in body_layers]
+    im = IntModel(stem_q, kp_q, body_q, model.stride, model.apk, body_neck_q, from_layer)
 
     # bundle
     apk = model.apk
@@ -473,7 +507,8 @@ def main():
     for k, al in enumerate(body_q):
         agents.append({"name": f"body_{k}", "tier": "body", "keypoint": "person", "layers": al,
                        "specialisation": ("all training frames" if k == 0 else f"bag {int(bag * 100)} % of the source photos (rng seed {bk['args']['seed'] + 1}, column {k})")
-                       + f"; centre logit, dx, dy, log(w/16), log(h/16) on the {size} px letterboxed frame"})
+                       + f"; centre logit, dx, dy, log(w/16), log(h/16) on the {size} px letterboxed frame"
+                       + (f", reading the body neck {bk['neck']}" if body_neck_q else "")})
     for n_, al in enumerate(kp_q):
         k, i = divmod(n_, apk)
         agents.append({"name": f"{COCO_NAMES[k]}_{i}", "tier": "keypoint", "keypoint": COCO_NAMES[k], "layers": al,
@@ -493,13 +528,15 @@ def main():
             "seed": int(ta["seed"]),
             "notes": "held out (never trained on): coco_mini, mmpose. Measured figures in training/README.md and "
                      f"{a.run}/results.json."}
-    manifest = export_bundle(out, stem_q, (size, size, 3), agents, prov)
+    manifest = export_bundle(out, stem_q, (size, size, 3), agents, prov, body_neck_q=body_neck_q, from_layer=from_layer)
     sp = manifest["stem"]["param_count"]
-    print(f"[export] {out}: {os.path.getsize(out)} bytes; stem {sp} params, {manifest['stem']['macs_per_frame']} MACs; "
+    bn = manifest.get("body_neck", {}).get("param_count", 0)
+    print(f"[export] {out}: {os.path.getsize(out)} bytes; stem {sp} params (+ body neck {bn} = {sp + bn}), "
+          f"{manifest['stem']['macs_per_frame']} MACs; "
           f"{len(agents)} agents, max {max(x['param_count'] for x in manifest['agents'])} params, total "
           f"{manifest['total_agent_params']}", flush=True)
     # golden: the first calibration frame (a letterboxed training photo)
-    g = golden_file(gpath, frames[0], stem_q, body_q[0], kp_q[9 * apk], 9 * apk)
+    g = golden_file(gpath, frames[0], stem_q, body_q[0], kp_q[9 * apk], 9 * apk, body_neck_q, from_layer)
     print(f"[export] golden {gpath}: {os.path.getsize(gpath)} bytes, stem q sum {g['stem_q_sum']}", flush=True)
 
     # evaluation: float (folded) and exact int8 simulation
@@ -522,13 +559,13 @@ def main():
                       f"({spc * 1000:.0f} ms/crop)", flush=True)
 
     def body_pred(x):
-        fq = im.stem_q(x[None])
+        fq = im.body_stem_q(x[None])
         return im.agents(fq, body_q)[0].mean(0)
     mb, _, summ = eval_boxes(body_pred, limit=lim)
     print(summ)
     print("[eval] body boxes coco_mini int8_exact:", json.dumps(mb), flush=True)
     res["export"] = {"bundle": out, "bundle_bytes": os.path.getsize(out), "golden": gpath,
-                     "max_abs_diff_sequential": err, "stem_params": sp, "stem_macs": manifest["stem"]["macs_per_frame"],
+                     "max_abs_diff_sequential": err, "stem_params": sp, "body_neck_params": bn, "stem_macs": manifest["stem"]["macs_per_frame"],
                      "agents": len(agents), "agent_params_max": max(x["param_count"] for x in manifest["agents"]),
                      "total_agent_params": manifest["total_agent_params"], "seconds": time.time() - t_start}
     res.update(ev)
@@ -538,7 +575,7 @@ def main():
     prov["notes"] += (f" Keypoint AP coco_mini (GT boxes, 25 % margin, exact int8): "
                       f"{ev['coco_mini_weighted_int8_exact']['AP']:.3f} (weighted fusion); body boxes coco_mini bbox AP "
                       f"{mb['AP']:.3f}, AP50 {mb['AP50']:.3f}, recall@0.5 {mb['recall50_all_dets']:.3f} (exact int8).")
-    export_bundle(out, stem_q, (size, size, 3), agents, prov)
+    export_bundle(out, stem_q, (size, size, 3), agents, prov, body_neck_q=body_neck_q, from_layer=from_layer)
     print(f"[export] done in {time.time() - t_start:.0f}s; bundle {out} ({os.path.getsize(out)} bytes)", flush=True)
 
 

@@ -16,7 +16,7 @@ pub mod sample;
 
 use crate::engine::bundle::Bundle;
 use crate::engine::{
-    ActiveBackend, Backend, EngineError, MapShape, QuantParams, Swarm, SwarmRunner,
+    ActiveBackend, Backend, EngineError, MapShape, QuantNet, QuantParams, Swarm, SwarmRunner,
 };
 use crate::pose::{
     BBox, Candidate, KEYPOINT_NAMES, Keypoint, MIRRORED_KEYPOINT, NUM_KEYPOINTS, Person, PoseFrame,
@@ -106,12 +106,8 @@ struct Stem {
 }
 
 impl Stem {
-    fn new(bundle: &Bundle, backend: Backend) -> Result<Self, DetectError> {
-        let (net, manifest) = match (&bundle.stem, &bundle.manifest.stem) {
-            (Some(n), Some(m)) => (n, m),
-            _ => return Err(DetectError::Bundle("no stem".into())),
-        };
-        let input = manifest.input;
+    /// `net` reads a square RGB image of `input` shape (the bundle's stem, or its body stem).
+    fn new(net: &QuantNet, input: MapShape, backend: Backend) -> Result<Self, DetectError> {
         if input.c != 3 || input.h != input.w {
             return Err(DetectError::Bundle(format!(
                 "stem input {}x{}x{}; a square RGB input is needed",
@@ -189,8 +185,11 @@ impl AgentMaps {
     }
 }
 
-/// The body tier: its swarm on the worker-0 stem output, averaged maps and proposals.
+/// The body tier: its swarm on the body stem's output (or worker 0's stem output when the
+/// bundle has no body neck), averaged maps and proposals.
 struct BodyStage {
+    /// Stem layers up to the body neck's branch, then the body neck (see [`Bundle::body_stem`]).
+    stem: Option<Stem>,
     runner: SwarmRunner,
     agents: usize,
     out: Vec<f32>,
@@ -236,6 +235,7 @@ impl Detector {
             .as_ref()
             .ok_or_else(|| DetectError::Bundle("no stem".into()))?;
         let side = stem_manifest.input.w;
+        let stem_input = stem_manifest.input;
         let stem_net = bundle.stem.as_ref().expect("manifest and nets agree");
         let grid = stem_net.out_shape(stem_manifest.input)?;
         if grid.h == 0 || grid.w == 0 || side % grid.w != 0 {
@@ -300,7 +300,7 @@ impl Detector {
         }
 
         // Probe the backend once (Auto may try a GPU), then build every runner on the result.
-        let first_stem = Stem::new(bundle, backend)?;
+        let first_stem = Stem::new(stem_net, stem_input, backend)?;
         let status = first_stem.runner.status().to_string();
         let (backend, n_workers) = match first_stem.runner.active() {
             ActiveBackend::Gpu => (Backend::Gpu, 1),
@@ -339,15 +339,38 @@ impl Detector {
         };
         let mut workers = vec![make_worker(first_stem)?];
         for _ in 1..n_workers {
-            workers.push(make_worker(Stem::new(bundle, backend)?)?);
+            workers.push(make_worker(Stem::new(stem_net, stem_input, backend)?)?);
         }
 
         let body = match bundle.swarm(BODY_TIER) {
             Ok(swarm) => {
                 let agents = swarm.len();
-                let runner = SwarmRunner::new(&swarm, grid, backend)?;
+                let (stem, body_grid) = match (&bundle.body_neck, bundle.body_stem()) {
+                    (Some(_), Some(net)) => {
+                        let shape = net.out_shape(stem_input)?;
+                        if (shape.h, shape.w) != (grid.h, grid.w) {
+                            return Err(DetectError::Bundle(format!(
+                                "body neck grid {}x{} differs from the stem's {}x{}",
+                                shape.h, shape.w, grid.h, grid.w
+                            )));
+                        }
+                        (Some(Stem::new(&net, stem_input, backend)?), shape)
+                    }
+                    (Some(_), None) => {
+                        return Err(DetectError::Bundle("unusable body neck".into()));
+                    }
+                    (None, _) => (None, grid),
+                };
+                let features_q = stem.as_ref().map_or(stem_net.output_q(), |s| s.out_quant);
+                if swarm.input_q() != features_q || swarm.in_c() != body_grid.c {
+                    return Err(DetectError::Bundle(
+                        "body agents do not read the body tier's features".into(),
+                    ));
+                }
+                let runner = SwarmRunner::new(&swarm, body_grid, backend)?;
                 let len = runner.output_len();
                 Some(BodyStage {
+                    stem,
                     runner,
                     agents,
                     out: vec![0.0; len],
@@ -527,7 +550,10 @@ impl Detector {
             return Ok(());
         };
         let win = Window::letterbox(img.width, img.height, self.side);
-        let stem = &mut self.workers[0].stem;
+        let stem = match body.stem.as_mut() {
+            Some(own) => own,
+            None => &mut self.workers[0].stem,
+        };
         stem.runner.set_parallel(true);
         stem.run(img, win, false)?;
         body.runner.run(&stem.out_q, &mut body.out)?;

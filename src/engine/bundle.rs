@@ -16,7 +16,7 @@
 //!
 //! # Blob
 //!
-//! Nets in order: the stem (if any), then the agents in manifest order. For each net, for each
+//! Nets in order: the stem (if any), the body neck (if any), then the agents in manifest order. For each net, for each
 //! layer in order: the int8 weights, `out_c * (in_c / groups) * k * k` bytes in PyTorch order
 //! `[out_c][in_c / groups][ky][kx]`, values in `-127..=127`; then the biases, `out_c` i32
 //! little-endian. No alignment padding. A Python writer:
@@ -47,6 +47,13 @@
 //! `stem` is `null` or
 //! `{"name", "input": {"h", "w", "c"}, "input_quant", "layers": [LAYER...], "param_count",
 //! "macs_per_frame"}` (stem parameters are counted apart from `total_agent_params`).
+//!
+//! `body_neck` (optional, needs a stem) is a second head of the stem for the body tier:
+//! `{"name", "from_layer", "layers": [LAYER...], "param_count", "macs_per_frame"}`. It reads the
+//! output of stem layer `from_layer` (its input quantisation is that layer's `output_quant`), so
+//! the body tier's features are stem layers `0..=from_layer` followed by these layers; the
+//! `body` tier's `channels` and `input_quant` are then the neck's output. Its MACs are counted
+//! at the stem's input size; stem and body neck together hold at most [`MAX_STEM_PARAMS`].
 //!
 //! `LAYER` = `{"in_c", "out_c", "kernel": 1|3, "stride": 1|2, "groups": 1|in_c,
 //! "activation": "none"|"relu"|"relu6"|"sigmoid", "weight_scales": [f32; out_c],
@@ -250,6 +257,18 @@ pub struct StemManifest {
     pub macs_per_frame: u64,
 }
 
+/// The stem's second head, for the body tier (see the module docs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyNeckManifest {
+    pub name: String,
+    /// Index of the stem layer whose output the neck reads.
+    pub from_layer: usize,
+    pub layers: Vec<LayerManifest>,
+    pub param_count: usize,
+    pub macs_per_frame: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentManifest {
@@ -286,6 +305,8 @@ pub struct DetectorManifest {
 pub struct Manifest {
     pub tiers: Vec<TierManifest>,
     pub stem: Option<StemManifest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_neck: Option<BodyNeckManifest>,
     pub agents: Vec<AgentManifest>,
     pub total_agent_params: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -310,6 +331,8 @@ pub struct AgentInfo {
 pub struct Bundle {
     pub manifest: Manifest,
     pub stem: Option<QuantNet>,
+    /// The body neck alone (its input: the output of stem layer `from_layer`).
+    pub body_neck: Option<QuantNet>,
     /// In manifest order.
     pub agents: Vec<QuantNet>,
 }
@@ -356,6 +379,7 @@ impl Bundle {
             tiers,
             stem: stem_manifest,
             total_agent_params: agents.iter().map(|(_, n)| n.param_count()).sum(),
+            body_neck: None,
             agents: agents
                 .iter()
                 .map(|(info, net)| AgentManifest {
@@ -389,7 +413,7 @@ impl Bundle {
     /// Serialises to the byte layout documented at the top of this module.
     pub fn to_bytes(&self) -> Vec<u8> {
         let json = serde_json::to_vec(&self.manifest).unwrap_or_default();
-        let blob = encode_blob(self.stem.iter().chain(&self.agents));
+        let blob = encode_blob(self.stem.iter().chain(&self.body_neck).chain(&self.agents));
         encode_container(&json, &blob)
     }
 
@@ -403,6 +427,7 @@ impl Bundle {
             .stem
             .iter()
             .map(|s| &s.layers)
+            .chain(manifest.body_neck.iter().map(|n| &n.layers))
             .chain(manifest.agents.iter().map(|a| &a.layers))
             .flatten()
             .map(|l| (l.spec().weight_len() + 4 * l.out_c) as u64)
@@ -417,6 +442,16 @@ impl Bundle {
         let stem = match &manifest.stem {
             Some(s) => Some(build_net(&s.name, s.input_quant, &s.layers, &mut reader)?),
             None => None,
+        };
+        let body_neck = match (&manifest.body_neck, &manifest.stem) {
+            // validate_manifest checked that a body neck comes with a stem and a valid from_layer.
+            (Some(n), Some(s)) => Some(build_net(
+                &n.name,
+                s.layers[n.from_layer].output_quant,
+                &n.layers,
+                &mut reader,
+            )?),
+            _ => None,
         };
         let mut agents = Vec::with_capacity(manifest.agents.len());
         for a in &manifest.agents {
@@ -435,8 +470,25 @@ impl Bundle {
         Ok(Self {
             manifest,
             stem,
+            body_neck,
             agents,
         })
+    }
+
+    /// The net that computes the body tier's features from the stem's input: stem layers
+    /// `0..=from_layer` followed by the body neck; the whole stem when there is no body neck.
+    pub fn body_stem(&self) -> Option<QuantNet> {
+        let stem = self.stem.as_ref()?;
+        let (Some(neck), Some(m)) = (&self.body_neck, &self.manifest.body_neck) else {
+            return Some(stem.clone());
+        };
+        let layers = stem.layers[..=m.from_layer]
+            .iter()
+            .chain(&neck.layers)
+            .cloned()
+            .collect();
+        // The reader built the neck on stem layer from_layer's output quantisation: it chains.
+        QuantNet::new(layers).ok()
     }
 
     /// All agents of one tier as a [`Swarm`].
@@ -647,6 +699,57 @@ fn validate_manifest(m: &Manifest) -> Result<(), BundleError> {
             s.macs_per_frame,
             macs,
         )?;
+    }
+    if let Some(n) = &m.body_neck {
+        let s = m.stem.as_ref().ok_or_else(|| {
+            BundleError::InvalidManifest(format!("body neck {} without a stem", n.name))
+        })?;
+        let from = s.layers.get(n.from_layer).ok_or_else(|| BundleError::ShapeMismatch {
+            net: n.name.clone(),
+            reason: format!(
+                "reads stem layer {}; the stem has {}",
+                n.from_layer,
+                s.layers.len()
+            ),
+        })?;
+        let params = check_layers(&n.name, from.out_c, &n.layers)?;
+        let stem_params = s.param_count;
+        if stem_params + params > MAX_STEM_PARAMS {
+            return Err(BundleError::StemTooLarge {
+                params: stem_params + params,
+                max: MAX_STEM_PARAMS,
+            });
+        }
+        declared(
+            format!("body neck {} param_count", n.name),
+            n.param_count as u64,
+            params as u64,
+        )?;
+        let specs: Vec<ConvSpec> = s.layers[..=n.from_layer]
+            .iter()
+            .chain(&n.layers)
+            .map(|l| l.spec())
+            .collect();
+        let shape_err = |e: EngineError| BundleError::ShapeMismatch {
+            net: n.name.clone(),
+            reason: e.to_string(),
+        };
+        let with = chain_macs(specs.iter(), s.input).map_err(shape_err)?;
+        let without = chain_macs(specs[..=n.from_layer].iter(), s.input).map_err(shape_err)?;
+        declared(
+            format!("body neck {} macs_per_frame", n.name),
+            n.macs_per_frame,
+            with - without,
+        )?;
+        if let Some(t) = m.tiers.iter().find(|t| t.name == "body")
+            && (t.channels != n.layers[n.layers.len() - 1].out_c
+                || t.input_quant != n.layers[n.layers.len() - 1].output_quant)
+        {
+            return Err(BundleError::InvalidManifest(format!(
+                "tier body does not read body neck {}'s output",
+                n.name
+            )));
+        }
     }
     let mut total = 0usize;
     for a in &m.agents {
