@@ -235,6 +235,18 @@ fn corrupt_weights_is_a_clear_error_on_the_bus() {
 }
 
 #[test]
+fn body_side_off_the_stride_is_a_clear_error_on_the_bus() {
+    let err = run(
+        "videotestsrc num-buffers=2 ! videoconvert ! swarmdetect backend=cpu body-side=200 ! fakesink",
+    )
+    .unwrap_err();
+    assert!(err.contains("body side 200"), "{err}");
+    assert!(err.contains("stride 16"), "{err}");
+    run("videotestsrc num-buffers=2 ! videoconvert ! swarmdetect backend=cpu body-side=320 ! fakesink")
+        .unwrap();
+}
+
+#[test]
 fn unsupported_format_does_not_link() {
     init();
     let err = gst::parse::launch(

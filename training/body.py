@@ -478,6 +478,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--neck", default="224,dw,48", help='body neck on the frozen backbone ("" = agents on the stem output)')
     ap.add_argument("--mosaics", type=int, default=6000, help="2x2 mosaic frames added to the training set")
+    ap.add_argument("--body-side", type=int, default=0,
+                    help="side of the letterboxed frame the body tier runs on in the plugin (bundle detector.body_side; "
+                         "0 = the stem's side); training stays at the stem's side, the stem being fully convolutional")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
@@ -533,14 +536,17 @@ def main():
             f = fn(normalise(torch.from_numpy(x)[None], model.stem.norm))
             return net(f)[0].mean(0).numpy()
 
+    train_side = LB
+    use_side(a.body_side or LB)
     m, res, summary = eval_boxes(predict, limit=10 if a.smoke else None)
+    use_side(train_side)
     say(summary)
-    say("[body/eval] coco_mini (held out) float:", json.dumps(m))
+    say(f"[body/eval] coco_mini (held out) float, letterboxed to {a.body_side or train_side} px:", json.dumps(m))
     json.dump(res, open(os.path.join(a.run, "body_results_coco_mini.json"), "w"))
     rp = os.path.join(a.run, "results.json")
     r = json.load(open(rp)) if os.path.exists(rp) else {}
     r["body"] = {"coco_mini_float": m, "train_seconds": t_train, "total_seconds": time.time() - t_start,
-                 "frames": int(len(feats)), "agents": a.agents, "epochs": a.epochs, "neck": a.neck, "mosaics": a.mosaics,
+                 "frames": int(len(feats)), "agents": a.agents, "epochs": a.epochs, "neck": a.neck, "mosaics": a.mosaics, "body_side": a.body_side,
                  "sources": {s: sum(1 for i in items if i["src"] == s) for s in views}, "views": views}
     json.dump(r, open(rp, "w"), indent=1)
     say(f"[body] done in {time.time() - t_start:.0f}s")

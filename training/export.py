@@ -280,13 +280,15 @@ def net_params(qlayers):
     return int(sum(l["wq"].size + l["bq"].size for l in qlayers))
 
 
-def export_bundle(path, stem_q, stem_input, agents, provenance, crop_margin=0.25, body_neck_q=None, from_layer=None):
+def export_bundle(path, stem_q, stem_input, agents, provenance, crop_margin=0.25, body_neck_q=None, from_layer=None,
+                  body_side=None):
     """Write the binary bundle (src/engine/bundle.rs, format version 2).
 
     stem_q: quantised stem layers; stem_input (h, w, c); agents: list of dicts {name, tier, keypoint,
     specialisation, layers (quantised)}, in manifest order. Tiers are derived from the agents (channels and
     input_quant: the stem's output, or for the body tier the body neck's when there is one). body_neck_q:
-    quantised layers reading the output of stem layer `from_layer`. Returns the manifest."""
+    quantised layers reading the output of stem layer `from_layer`; body_side: the letterbox side of the body
+    tier (None: the stem's input side). Returns the manifest."""
     import struct
     import zlib
 
@@ -311,7 +313,7 @@ def export_bundle(path, stem_q, stem_input, agents, provenance, crop_margin=0.25
                     "specialisation": a["specialisation"], "param_count": net_params(a["layers"]),
                     "layers": [layer_manifest(l) for l in a["layers"]]} for a in agents],
         "total_agent_params": int(sum(net_params(a["layers"]) for a in agents)),
-        "detector": {"crop_margin": float(crop_margin)},
+        "detector": {"crop_margin": float(crop_margin), **({"body_side": int(body_side)} if body_side else {})},
         "provenance": provenance,
     }
     if body_neck_q:
@@ -460,6 +462,7 @@ def main():
         print(f"[export] keypoint agents: {n_first} per keypoint from {a.run} + {model.apk - n_first} from "
               f"{a.extra_agents} (same stem)", flush=True)
     body, bk = load_body(a.run, model.stem.cout, model.stem.cfeat)
+    body_side = bk["args"].get("body_side")
     size = ta["size"]
     body_mod.use_side(size)
     # calibration: keypoint crops (training people) and whole training frames letterboxed
@@ -507,7 +510,7 @@ def main():
     for k, al in enumerate(body_q):
         agents.append({"name": f"body_{k}", "tier": "body", "keypoint": "person", "layers": al,
                        "specialisation": ("all training frames" if k == 0 else f"bag {int(bag * 100)} % of the source photos (rng seed {bk['args']['seed'] + 1}, column {k})")
-                       + f"; centre logit, dx, dy, log(w/16), log(h/16) on the {size} px letterboxed frame"
+                       + f"; centre logit, dx, dy, log(w/16), log(h/16) on the {body_side or size} px letterboxed frame"
                        + (f", reading the body neck {bk['neck']}" if body_neck_q else "")})
     for n_, al in enumerate(kp_q):
         k, i = divmod(n_, apk)
@@ -528,7 +531,8 @@ def main():
             "seed": int(ta["seed"]),
             "notes": "held out (never trained on): coco_mini, mmpose. Measured figures in training/README.md and "
                      f"{a.run}/results.json."}
-    manifest = export_bundle(out, stem_q, (size, size, 3), agents, prov, body_neck_q=body_neck_q, from_layer=from_layer)
+    manifest = export_bundle(out, stem_q, (size, size, 3), agents, prov, body_neck_q=body_neck_q, from_layer=from_layer,
+                             body_side=body_side)
     sp = manifest["stem"]["param_count"]
     bn = manifest.get("body_neck", {}).get("param_count", 0)
     print(f"[export] {out}: {os.path.getsize(out)} bytes; stem {sp} params (+ body neck {bn} = {sp + bn}), "
@@ -561,9 +565,10 @@ def main():
     def body_pred(x):
         fq = im.body_stem_q(x[None])
         return im.agents(fq, body_q)[0].mean(0)
+    body_mod.use_side(body_side or size)
     mb, _, summ = eval_boxes(body_pred, limit=lim)
     print(summ)
-    print("[eval] body boxes coco_mini int8_exact:", json.dumps(mb), flush=True)
+    print(f"[eval] body boxes coco_mini int8_exact, letterboxed to {body_side or size} px:", json.dumps(mb), flush=True)
     res["export"] = {"bundle": out, "bundle_bytes": os.path.getsize(out), "golden": gpath,
                      "max_abs_diff_sequential": err, "stem_params": sp, "body_neck_params": bn, "stem_macs": manifest["stem"]["macs_per_frame"],
                      "agents": len(agents), "agent_params_max": max(x["param_count"] for x in manifest["agents"]),
@@ -575,7 +580,8 @@ def main():
     prov["notes"] += (f" Keypoint AP coco_mini (GT boxes, 25 % margin, exact int8): "
                       f"{ev['coco_mini_weighted_int8_exact']['AP']:.3f} (weighted fusion); body boxes coco_mini bbox AP "
                       f"{mb['AP']:.3f}, AP50 {mb['AP50']:.3f}, recall@0.5 {mb['recall50_all_dets']:.3f} (exact int8).")
-    export_bundle(out, stem_q, (size, size, 3), agents, prov, body_neck_q=body_neck_q, from_layer=from_layer)
+    export_bundle(out, stem_q, (size, size, 3), agents, prov, body_neck_q=body_neck_q, from_layer=from_layer,
+                             body_side=body_side)
     print(f"[export] done in {time.time() - t_start:.0f}s; bundle {out} ({os.path.getsize(out)} bytes)", flush=True)
 
 

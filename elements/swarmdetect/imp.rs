@@ -2,7 +2,7 @@ use super::{BackendType, FaultKindType, FaultSpreadType};
 use crate::detect::faults::{FaultConfig, FaultInjector, FaultKind, Spread};
 use crate::detect::governor::Governor;
 use crate::detect::sample::RgbView;
-use crate::detect::{DetectConfig, Detector};
+use crate::detect::{DetectConfig, DetectError, Detector};
 use crate::engine::Backend;
 use crate::engine::bundle::Bundle;
 use crate::meta::{PoseMeta, mirror_as_roi, set_pose_frame};
@@ -56,6 +56,7 @@ struct Settings {
     latency_budget_ms: f64,
     interval: u32,
     body_interval: u32,
+    body_side: u32,
     use_upstream_boxes: bool,
     fault_kind: FaultKindType,
     fault_fraction: f64,
@@ -96,6 +97,7 @@ impl Default for Settings {
             latency_budget_ms: 0.0,
             interval: 1,
             body_interval: 1,
+            body_side: 0,
             use_upstream_boxes: false,
             fault_kind: FaultKindType::None,
             fault_fraction: 0.0,
@@ -208,6 +210,16 @@ impl ObjectImpl for SwarmDetect {
                     .default_value(1)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("body-side")
+                    .nick("Body-tier side")
+                    .blurb("Side in pixels of the letterboxed frame the body agents (person detection) run on: \
+                            larger finds smaller persons, at more compute (MACs grow with its square). A \
+                            multiple of the stem's stride (16 for the built-in bundle). 0 = the bundle's \
+                            choice (the stem's input side, 192, for the built-in one)")
+                    .minimum(0)
+                    .maximum(1024)
+                    .default_value(0)
+                    .build(),
                 glib::ParamSpecBoolean::builder("use-upstream-boxes")
                     .nick("Use upstream boxes")
                     .blurb("Take person boxes from the swarmpose meta already on the buffer instead of running the \
@@ -269,6 +281,7 @@ impl ObjectImpl for SwarmDetect {
             "latency-budget" => s.latency_budget_ms = value.get().expect(checked),
             "interval" => s.interval = value.get().expect(checked),
             "body-interval" => s.body_interval = value.get().expect(checked),
+            "body-side" => s.body_side = value.get().expect(checked),
             "use-upstream-boxes" => s.use_upstream_boxes = value.get().expect(checked),
             "fault-kind" => s.fault_kind = value.get().expect(checked),
             "fault-fraction" => s.fault_fraction = value.get().expect(checked),
@@ -294,6 +307,7 @@ impl ObjectImpl for SwarmDetect {
             "latency-budget" => s.latency_budget_ms.to_value(),
             "interval" => s.interval.to_value(),
             "body-interval" => s.body_interval.to_value(),
+            "body-side" => s.body_side.to_value(),
             "use-upstream-boxes" => s.use_upstream_boxes.to_value(),
             "fault-kind" => s.fault_kind.to_value(),
             "fault-fraction" => s.fault_fraction.to_value(),
@@ -417,12 +431,18 @@ impl BaseTransformImpl for SwarmDetect {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
         let bundle = Self::load_bundle(settings.weights.as_deref())?;
-        let detector = Detector::new(&bundle, backend_of(settings.backend)).map_err(|e| {
-            gst::error_msg!(
-                gst::LibraryError::Init,
-                ["Cannot set up the detection tiers: {}", e]
-            )
-        })?;
+        let body_side = (settings.body_side > 0).then_some(settings.body_side as usize);
+        let detector = Detector::with_body_side(&bundle, backend_of(settings.backend), body_side)
+            .map_err(|e| match e {
+                DetectError::Config(_) => gst::error_msg!(
+                    gst::LibraryError::Settings,
+                    ["Cannot set up the detection tiers: {}", e]
+                ),
+                _ => gst::error_msg!(
+                    gst::LibraryError::Init,
+                    ["Cannot set up the detection tiers: {}", e]
+                ),
+            })?;
         if detector.status().starts_with("warning") {
             gst::warning!(CAT, imp = self, "{}", detector.status());
         }

@@ -48,6 +48,8 @@ pub enum DetectError {
     Engine(EngineError),
     /// The frame's pixels do not match its declared geometry.
     BadFrame(String),
+    /// A setting the bundle's nets cannot run with.
+    Config(String),
 }
 
 impl fmt::Display for DetectError {
@@ -56,6 +58,7 @@ impl fmt::Display for DetectError {
             Self::Bundle(s) => write!(f, "unusable bundle: {s}"),
             Self::Engine(e) => write!(f, "agent engine: {e}"),
             Self::BadFrame(s) => write!(f, "bad frame: {s}"),
+            Self::Config(s) => write!(f, "bad setting: {s}"),
         }
     }
 }
@@ -186,10 +189,16 @@ impl AgentMaps {
 }
 
 /// The body tier: its swarm on the body stem's output (or worker 0's stem output when the
-/// bundle has no body neck), averaged maps and proposals.
+/// bundle has no body neck and the body tier runs at the stem's side), averaged maps and
+/// proposals.
 struct BodyStage {
-    /// Stem layers up to the body neck's branch, then the body neck (see [`Bundle::body_stem`]).
+    /// Stem layers up to the body neck's branch, then the body neck (see [`Bundle::body_stem`]),
+    /// at the body tier's side.
     stem: Option<Stem>,
+    /// Side of the letterboxed frame, its feature grid and stride.
+    side: usize,
+    grid: MapShape,
+    stride: f32,
     runner: SwarmRunner,
     agents: usize,
     out: Vec<f32>,
@@ -229,6 +238,16 @@ impl Detector {
     /// Builds runners for every tier. CPU backends get one crop worker per rayon thread; a GPU
     /// runs crops one after another on one worker.
     pub fn new(bundle: &Bundle, backend: Backend) -> Result<Self, DetectError> {
+        Self::with_body_side(bundle, backend, None)
+    }
+
+    /// As [`Self::new`], with the body tier on a letterboxed frame of `body_side` pixels
+    /// (a multiple of the stem's stride) instead of the bundle's `detector.body_side`.
+    pub fn with_body_side(
+        bundle: &Bundle,
+        backend: Backend,
+        body_side: Option<usize>,
+    ) -> Result<Self, DetectError> {
         let stem_manifest = bundle
             .manifest
             .stem
@@ -345,22 +364,31 @@ impl Detector {
         let body = match bundle.swarm(BODY_TIER) {
             Ok(swarm) => {
                 let agents = swarm.len();
-                let (stem, body_grid) = match (&bundle.body_neck, bundle.body_stem()) {
-                    (Some(_), Some(net)) => {
-                        let shape = net.out_shape(stem_input)?;
-                        if (shape.h, shape.w) != (grid.h, grid.w) {
-                            return Err(DetectError::Bundle(format!(
-                                "body neck grid {}x{} differs from the stem's {}x{}",
-                                shape.h, shape.w, grid.h, grid.w
-                            )));
-                        }
-                        (Some(Stem::new(&net, stem_input, backend)?), shape)
+                let body_side = body_side
+                    .or(bundle.manifest.detector.as_ref().and_then(|d| d.body_side))
+                    .unwrap_or(side);
+                let stem_stride = side / grid.w;
+                if body_side == 0 || !body_side.is_multiple_of(stem_stride) {
+                    return Err(DetectError::Config(format!(
+                        "body side {body_side} is not a positive multiple of the stem's stride {stem_stride}"
+                    )));
+                }
+                let body_input = MapShape::new(body_side, body_side, 3);
+                let own_stem = bundle.body_neck.is_some() || body_side != side;
+                let (stem, body_grid) = match bundle.body_stem() {
+                    Some(net) if own_stem => {
+                        let shape = net.out_shape(body_input)?;
+                        (Some(Stem::new(&net, body_input, backend)?), shape)
                     }
-                    (Some(_), None) => {
-                        return Err(DetectError::Bundle("unusable body neck".into()));
-                    }
-                    (None, _) => (None, grid),
+                    Some(_) => (None, grid),
+                    None => return Err(DetectError::Bundle("unusable body neck".into())),
                 };
+                if body_grid.w == 0 || !body_side.is_multiple_of(body_grid.w) {
+                    return Err(DetectError::Bundle(format!(
+                        "body grid {}x{} does not divide the body side {body_side}",
+                        body_grid.h, body_grid.w
+                    )));
+                }
                 let features_q = stem.as_ref().map_or(stem_net.output_q(), |s| s.out_quant);
                 if swarm.input_q() != features_q || swarm.in_c() != body_grid.c {
                     return Err(DetectError::Bundle(
@@ -371,11 +399,14 @@ impl Detector {
                 let len = runner.output_len();
                 Some(BodyStage {
                     stem,
+                    side: body_side,
+                    grid: body_grid,
+                    stride: (body_side / body_grid.w) as f32,
                     runner,
                     agents,
                     out: vec![0.0; len],
-                    mean: vec![0.0; grid.h * grid.w * BODY_CHANNELS],
-                    proposals: Vec::with_capacity(grid.h * grid.w),
+                    mean: vec![0.0; body_grid.h * body_grid.w * BODY_CHANNELS],
+                    proposals: Vec::with_capacity(body_grid.h * body_grid.w),
                 })
             }
             Err(_) => None,
@@ -549,7 +580,7 @@ impl Detector {
             ));
             return Ok(());
         };
-        let win = Window::letterbox(img.width, img.height, self.side);
+        let win = Window::letterbox(img.width, img.height, body.side);
         let stem = match body.stem.as_mut() {
             Some(own) => own,
             None => &mut self.workers[0].stem,
@@ -560,9 +591,9 @@ impl Detector {
         decode::average_maps(&body.out, body.agents, &mut body.mean);
         decode::decode_bodies(
             &body.mean,
-            self.grid.h,
-            self.grid.w,
-            self.stride,
+            body.grid.h,
+            body.grid.w,
+            body.stride,
             min_score,
             NMS_IOU,
             max_persons,

@@ -40,7 +40,10 @@
 //! }
 //! ```
 //! `detector` (optional) holds what a detector needs beyond the nets: `crop_margin`, the margin
-//! of the square keypoint crop around a person box (side = max(w, h) * (1 + margin)).
+//! of the square keypoint crop around a person box (side = max(w, h) * (1 + margin)), and
+//! optionally `body_side`, the side of the letterboxed frame the body tier runs on (default:
+//! the stem's input side; the stem is fully convolutional, so a larger side finds smaller
+//! persons at more MACs).
 //! Pixel convention of a stem: RGB, float `x = p / 127.5 - 1` for `p` in `0..=255`, then its
 //! `input_quant`.
 //!
@@ -298,6 +301,8 @@ pub struct Provenance {
 #[serde(deny_unknown_fields)]
 pub struct DetectorManifest {
     pub crop_margin: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_side: Option<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -598,6 +603,14 @@ fn validate_manifest(m: &Manifest) -> Result<(), BundleError> {
         return Err(BundleError::InvalidManifest(format!(
             "detector crop_margin {} outside 0..=4",
             d.crop_margin
+        )));
+    }
+    if let Some(d) = &m.detector
+        && let Some(side) = d.body_side
+        && !(1..=MAX_STEM_SIDE).contains(&side)
+    {
+        return Err(BundleError::InvalidManifest(format!(
+            "detector body_side {side} outside 1..={MAX_STEM_SIDE}"
         )));
     }
     if m.agents.len() > MAX_AGENTS {
