@@ -7,10 +7,11 @@ reading it reached box AP 0.022, against 0.053 on a neck trained for boxes (pilo
 The backbone runs once per detected frame either way; the body neck costs ~5.6 M MACs at 192 px.
 
 Letterbox (the Rust element does exactly the same, see common.letterbox_matrix):
-  s = 128 / max(W, H), ox = (128 - W s) / 2, oy = (128 - H s) / 2, cv2.warpAffine with [[s,0,ox],[0,s,oy]]
+  s = LB / max(W, H), ox = (LB - W s) / 2, oy = (LB - H s) / 2 (LB = the stem side, 192), cv2.warpAffine with [[s,0,ox],[0,s,oy]]
   (bilinear, pixel-index convention of cv2: output pixel (u, v) samples the image at ((u-ox)/s, (v-oy)/s)),
   border 0 (black); then x = p / 127.5 - 1 on RGB.
-Body agent (389 params): 32->8 k1 relu6, dw 8 k3 relu6, 8->5 k1 none. Channels: 0 centre logit, 1-2 centre
+Body agent (453 params on the 48-channel body neck, 389 on a 32-channel stem): C->h k1 relu6, dw h k3 relu6, h->5 k1
+none (h = body_hidden(C): 7 at 48 channels, 8 at 32). Channels: 0 centre logit, 1-2 centre
 offset dx, dy (cells), 3-4 log(w/16), log(h/16) (letterbox px). Decode: cell (r, c) -> cx = (c + .5 + dx) 16,
 cy = (r + .5 + dy) 16, w = exp(ch3) 16, h = exp(ch4) 16, score = sigmoid(mean logit); the runtime averages the
 agents' 5 channels, then keeps 3x3 local maxima above a threshold.
