@@ -1,6 +1,8 @@
 //! The detection tiers of `swarmdetect`, as plain Rust: the shared stem ("retina") over the
-//! letterboxed frame feeds the body agents (person boxes); over each person's square crop it
-//! feeds the keypoint agents, whose candidates go into the [`PoseFrame`] for consensus.
+//! letterboxed frame feeds the body agents (person boxes), through its body neck when the
+//! bundle has one (a second head trained for boxes on the same backbone); over each person's
+//! square crop it feeds the keypoint agents, whose candidates go into the [`PoseFrame`] for
+//! consensus.
 //!
 //! Everything is sized in [`Detector::new`]; [`Detector::detect`] allocates nothing except
 //! when a frame has more persons than any frame before (the frame's own vectors grow once).
