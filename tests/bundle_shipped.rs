@@ -193,3 +193,27 @@ fn broken_body_neck_manifests_are_refused() {
         Err(BundleError::InvalidManifest(_))
     ));
 }
+
+/// The bundle's own `detector.body_side` is used when it suits the body stem's stride, and is a
+/// bundle error (not a bad setting) when it does not; the caller's side overrides it.
+#[test]
+fn body_side_from_the_bundle_is_checked_against_the_body_stride() {
+    use gstswarmpose::detect::{DetectError, Detector};
+    let (b, _) = load();
+    let blob = encode_blob(b.stem.iter().chain(&b.body_neck).chain(&b.agents));
+    let with_side = |side: usize| {
+        let mut m = b.manifest.clone();
+        m.detector.as_mut().unwrap().body_side = Some(side);
+        Bundle::from_bytes(&encode_container(&serde_json::to_vec(&m).unwrap(), &blob)).unwrap()
+    };
+    assert!(Detector::new(&with_side(256), Backend::Cpu).is_ok());
+    match Detector::new(&with_side(200), Backend::Cpu) {
+        Err(DetectError::Bundle(why)) => assert!(why.contains("body side 200"), "{why}"),
+        other => panic!("expected a bundle error, got {:?}", other.err()),
+    }
+    match Detector::with_body_side(&with_side(256), Backend::Cpu, Some(100)) {
+        Err(DetectError::Config(why)) => assert!(why.contains("body side 100"), "{why}"),
+        other => panic!("expected a setting error, got {:?}", other.err()),
+    }
+    assert!(Detector::with_body_side(&with_side(200), Backend::Cpu, Some(160)).is_ok());
+}

@@ -242,6 +242,7 @@ fn body_side_off_the_stride_is_a_clear_error_on_the_bus() {
     .unwrap_err();
     assert!(err.contains("body side 200"), "{err}");
     assert!(err.contains("stride 16"), "{err}");
+    assert!(err.contains("bad setting"), "{err}");
     run("videotestsrc num-buffers=2 ! videoconvert ! swarmdetect backend=cpu body-side=320 ! fakesink")
         .unwrap();
 }

@@ -4,7 +4,7 @@ The body tier reads its own neck: the retina's frozen backbone (the keypoint stu
 neck) followed by a body neck ("224,dw,48": 1x1 ->224, depthwise 3x3, 1x1 ->48, ReLU6, trained here with
 batch norm, folded before saving). The keypoint neck is trained on person crops only; body agents
 reading it reached box AP 0.022, against 0.053 on a neck trained for boxes (pilot, 2026-11-30).
-The backbone runs once per detected frame either way; the body neck costs ~5.6 M MACs at 192 px.
+The backbone runs once per detected frame either way; the body neck costs 5.45 M MACs at 192 px.
 
 Letterbox (the Rust element does exactly the same, see common.letterbox_matrix):
   s = LB / max(W, H), ox = (LB - W s) / 2, oy = (LB - H s) / 2 (LB = the stem side, 192), cv2.warpAffine with [[s,0,ox],[0,s,oy]]

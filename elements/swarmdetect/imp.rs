@@ -214,7 +214,7 @@ impl ObjectImpl for SwarmDetect {
                     .nick("Body-tier side")
                     .blurb("Side in pixels of the letterboxed frame the body agents (person detection) run on: \
                             larger finds smaller persons, at more compute (MACs grow with its square). A \
-                            multiple of the stem's stride (16 for the built-in bundle). 0 = the bundle's \
+                            multiple of the body stem's stride (16 for the built-in bundle). 0 = the bundle's \
                             choice (the stem's input side, 192, for the built-in one)")
                     .minimum(0)
                     .maximum(1024)

@@ -366,26 +366,43 @@ impl Detector {
         let body = match bundle.swarm(BODY_TIER) {
             Ok(swarm) => {
                 let agents = swarm.len();
-                let body_side = body_side
-                    .or(bundle.manifest.detector.as_ref().and_then(|d| d.body_side))
-                    .unwrap_or(side);
-                let stem_stride = side / grid.w;
-                if body_side == 0 || !body_side.is_multiple_of(stem_stride) {
-                    return Err(DetectError::Config(format!(
-                        "body side {body_side} is not a positive multiple of the stem's stride {stem_stride}"
-                    )));
+                let body_net = bundle
+                    .body_stem()
+                    .ok_or_else(|| DetectError::Bundle("unusable body neck".into()))?;
+                // The body stem's own stride: its neck may branch off before the stem's end.
+                let body_stride: usize = body_net.layers.iter().map(|l| l.spec.stride).product();
+                let (body_side, from_setting) = match body_side {
+                    Some(s) => (s, true),
+                    None => (
+                        bundle
+                            .manifest
+                            .detector
+                            .as_ref()
+                            .and_then(|d| d.body_side)
+                            .unwrap_or(side),
+                        false,
+                    ),
+                };
+                if body_side == 0 || !body_side.is_multiple_of(body_stride) {
+                    let why = format!(
+                        "body side {body_side} is not a positive multiple of the body stem's stride {body_stride}"
+                    );
+                    // A property the user set, or the bundle's own choice.
+                    return Err(if from_setting {
+                        DetectError::Config(why)
+                    } else {
+                        DetectError::Bundle(why)
+                    });
                 }
                 let body_input = MapShape::new(body_side, body_side, 3);
                 let own_stem = bundle.body_neck.is_some() || body_side != side;
-                let (stem, body_grid) = match bundle.body_stem() {
-                    Some(net) if own_stem => {
-                        let shape = net.out_shape(body_input)?;
-                        (Some(Stem::new(&net, body_input, backend)?), shape)
-                    }
-                    Some(_) => (None, grid),
-                    None => return Err(DetectError::Bundle("unusable body neck".into())),
+                let (stem, body_grid) = if own_stem {
+                    let shape = body_net.out_shape(body_input)?;
+                    (Some(Stem::new(&body_net, body_input, backend)?), shape)
+                } else {
+                    (None, grid)
                 };
-                if body_grid.w == 0 || !body_side.is_multiple_of(body_grid.w) {
+                if body_grid.w == 0 || body_side / body_grid.w != body_stride {
                     return Err(DetectError::Bundle(format!(
                         "body grid {}x{} does not divide the body side {body_side}",
                         body_grid.h, body_grid.w
@@ -403,7 +420,7 @@ impl Detector {
                     stem,
                     side: body_side,
                     grid: body_grid,
-                    stride: (body_side / body_grid.w) as f32,
+                    stride: body_stride as f32,
                     runner,
                     agents,
                     out: vec![0.0; len],

@@ -43,7 +43,8 @@
 //! of the square keypoint crop around a person box (side = max(w, h) * (1 + margin)), and
 //! optionally `body_side`, the side of the letterboxed frame the body tier runs on (default:
 //! the stem's input side; the stem is fully convolutional, so a larger side finds smaller
-//! persons at more MACs).
+//! persons at more MACs). It must be a multiple of the body stem's stride (the detector
+//! refuses it otherwise).
 //! Pixel convention of a stem: RGB, float `x = p / 127.5 - 1` for `p` in `0..=255`, then its
 //! `input_quant`.
 //!
@@ -73,7 +74,7 @@
 //! `|bias| + fan_in * 255 * 127 < 2^29`.
 //!
 //! Limits: an agent has at most [`MAX_AGENT_PARAMS`] parameters (weights + biases), a bundle at
-//! most [`MAX_AGENTS`] agents, the stem at most [`MAX_STEM_PARAMS`]. Declared `param_count`,
+//! most [`MAX_AGENTS`] agents, the stem (with its body neck, if any) at most [`MAX_STEM_PARAMS`]. Declared `param_count`,
 //! `total_agent_params` and `macs_per_frame` must equal the values computed from the shapes.
 
 use super::net::{ConvSpec, MapShape, chain_macs, validate_specs};
@@ -85,7 +86,9 @@ use std::fmt;
 use std::path::Path;
 
 pub const MAGIC: [u8; 8] = *b"SWPOSE\0\0";
-/// 2: TF "SAME" padding (see [`super::net`]), fan-in up to 2048, optional `detector`.
+/// 2: TF "SAME" padding (see [`super::net`]), fan-in up to 2048, optional `detector`; later
+/// optional fields (`body_neck`, `detector.body_side`) kept the version: a reader from before
+/// them refuses such a file as an unknown manifest field.
 pub const FORMAT_VERSION: u32 = 2;
 pub const MAX_AGENT_PARAMS: usize = 500;
 pub const MAX_AGENTS: usize = 100_000;
@@ -487,7 +490,9 @@ impl Bundle {
         let (Some(neck), Some(m)) = (&self.body_neck, &self.manifest.body_neck) else {
             return Some(stem.clone());
         };
-        let layers = stem.layers[..=m.from_layer]
+        let layers = stem
+            .layers
+            .get(..=m.from_layer)?
             .iter()
             .chain(&neck.layers)
             .cloned()
