@@ -3,12 +3,12 @@
 //! (`tests/data/bundle_golden.json`: one RGB frame of the stem's input size, the stem's int8 output, the body
 //! tier's int8 features (stem backbone + body neck), the outputs of `body_0` and `left_wrist_0`).
 
-use gstswarmpose::engine::{MapShape, QuantNet};
 use gstswarmpose::engine::bundle::{
-    Bundle, BundleError, FORMAT_VERSION, MAX_AGENT_PARAMS, MAX_STEM_PARAMS, encode_container,
-    encode_blob,
+    Bundle, BundleError, FORMAT_VERSION, MAX_AGENT_PARAMS, MAX_STEM_PARAMS, encode_blob,
+    encode_container,
 };
 use gstswarmpose::engine::swarm::{Backend, Swarm, SwarmRunner};
+use gstswarmpose::engine::{MapShape, QuantNet};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -63,10 +63,16 @@ fn shipped_bundle_tiers_counts_and_budgets() {
     assert_eq!(stem.input.h, stem.input.w, "a square stem input");
     assert_eq!(stem.input.c, 3);
     let neck = m.body_neck.as_ref().expect("body neck");
-    assert!(neck.from_layer < stem.layers.len() - 1, "the neck branches off inside the stem");
+    assert!(
+        neck.from_layer < stem.layers.len() - 1,
+        "the neck branches off inside the stem"
+    );
     assert!(stem.param_count + neck.param_count <= MAX_STEM_PARAMS);
     assert_eq!(b.stem.as_ref().unwrap().output_q(), m.tiers[1].input_quant);
-    assert_eq!(b.body_neck.as_ref().unwrap().output_q(), m.tiers[0].input_quant);
+    assert_eq!(
+        b.body_neck.as_ref().unwrap().output_q(),
+        m.tiers[0].input_quant
+    );
     let body = m.agents.iter().filter(|a| a.tier == "body").count();
     let kp = m.agents.iter().filter(|a| a.tier == "keypoint").count();
     assert!((4..=8).contains(&body), "{body} body agents");
@@ -127,7 +133,10 @@ fn shipped_bundle_matches_python_integer_simulation() {
     // the body tier's features: stem backbone + body neck
     let body_feat = run_int8(b.body_stem().expect("body stem"), ishape, &input);
     let got: Vec<i64> = body_feat.iter().map(|&q| i64::from(q)).collect();
-    assert_eq!(got.iter().sum::<i64>(), g["body_stem_q_sum"].as_i64().unwrap());
+    assert_eq!(
+        got.iter().sum::<i64>(),
+        g["body_stem_q_sum"].as_i64().unwrap()
+    );
     assert_eq!(
         got,
         ints(&g["body_stem_q_hwc"]),

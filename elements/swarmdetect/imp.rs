@@ -434,15 +434,15 @@ impl BaseTransformImpl for SwarmDetect {
         let body_side = (settings.body_side > 0).then_some(settings.body_side as usize);
         let detector = Detector::with_body_side(&bundle, backend_of(settings.backend), body_side)
             .map_err(|e| match e {
-                DetectError::Config(_) => gst::error_msg!(
-                    gst::LibraryError::Settings,
-                    ["Cannot set up the detection tiers: {}", e]
-                ),
-                _ => gst::error_msg!(
-                    gst::LibraryError::Init,
-                    ["Cannot set up the detection tiers: {}", e]
-                ),
-            })?;
+            DetectError::Config(_) => gst::error_msg!(
+                gst::LibraryError::Settings,
+                ["Cannot set up the detection tiers: {}", e]
+            ),
+            _ => gst::error_msg!(
+                gst::LibraryError::Init,
+                ["Cannot set up the detection tiers: {}", e]
+            ),
+        })?;
         if detector.status().starts_with("warning") {
             gst::warning!(CAT, imp = self, "{}", detector.status());
         }

@@ -722,14 +722,17 @@ fn validate_manifest(m: &Manifest) -> Result<(), BundleError> {
         let s = m.stem.as_ref().ok_or_else(|| {
             BundleError::InvalidManifest(format!("body neck {} without a stem", n.name))
         })?;
-        let from = s.layers.get(n.from_layer).ok_or_else(|| BundleError::ShapeMismatch {
-            net: n.name.clone(),
-            reason: format!(
-                "reads stem layer {}; the stem has {}",
-                n.from_layer,
-                s.layers.len()
-            ),
-        })?;
+        let from = s
+            .layers
+            .get(n.from_layer)
+            .ok_or_else(|| BundleError::ShapeMismatch {
+                net: n.name.clone(),
+                reason: format!(
+                    "reads stem layer {}; the stem has {}",
+                    n.from_layer,
+                    s.layers.len()
+                ),
+            })?;
         let params = check_layers(&n.name, from.out_c, &n.layers)?;
         let stem_params = s.param_count;
         if stem_params + params > MAX_STEM_PARAMS {
