@@ -301,7 +301,7 @@ def export_bundle(path, stem_q, stem_input, agents, provenance, crop_margin=0.25
             ch, q = tier_input(a["tier"])
             tiers.append({"name": a["tier"], "channels": ch, "input_quant": q})
     h, w, c = stem_input
-    _, macs, grid = count(stem_q, h)
+    _, macs, _ = count(stem_q, h)
     assert h == w
     manifest = {
         "tiers": tiers,
