@@ -70,8 +70,10 @@ def make_crop(img, box, kps, size, p, rng, margin=0.25):
     return np.clip(crop, 0, 255).astype(np.uint8), k.astype(np.float32)
 
 
-def build_crops(lab, idx, size, n_aug, seed, strength=1.0, first_plain=True):
-    """n_aug crops per person (the first one unaugmented if first_plain). Returns uint8 (N,S,S,3), kps (N,17,3), person ids."""
+def build_crops(lab, idx, size, n_aug, seed, strength=1.0, first_plain=True, coco_aug=0):
+    """n_aug crops per person (the first one unaugmented if first_plain); coco_aug > 0: that many for the people of
+    COCO photos (coco128_person: the only photos of the held-out split's kind). Returns uint8 (N,S,S,3), kps (N,17,3),
+    person ids."""
     kps_all = filter_labels(lab)
     rng = np.random.default_rng(seed)
     crops, kps, pid = [], [], []
@@ -80,7 +82,7 @@ def build_crops(lab, idx, size, n_aug, seed, strength=1.0, first_plain=True):
         p = str(lab["paths"][i])
         if p != last:
             img, last = read_rgb(p), p
-        for a in range(n_aug):
+        for a in range(coco_aug if coco_aug and "coco128_person" in p else n_aug):
             if a == 0 and first_plain:
                 prm = augment_params(rng, 0.0)
             else:

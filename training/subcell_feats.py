@@ -7,7 +7,7 @@ from common import CACHE
 from data import build_crops
 from model import normalise
 from body import load_student
-from train import split_stem, stem_head, stem_tail
+from train import feature_key, split_stem, stem_head, stem_tail
 from subcell import neck_tag
 
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -18,7 +18,7 @@ lab = dict(np.load(lab_path))
 n = len(lab["paths"]) if not ta.get("limit") else min(ta["limit"], len(lab["paths"]))
 stem = model.stem
 start = split_stem(stem, ta["train_blocks"])
-key = f"{os.path.basename(lab_path)}_{os.path.getsize(lab_path)}_s{ta['size']}_{ta['upto']}_op{start}_ms{ta.get('max_stride', 16)}_aug{ta['n_aug']}_seed{ta['seed']}_n{n}"
+key = feature_key(lab_path, ta, start, n)
 out = os.path.join(CACHE, "feats", key + f"_neck_{neck_tag(base)}.pt")
 hpath = os.path.join(CACHE, "feats", key + ".pt")
 if os.path.exists(out):
@@ -35,7 +35,7 @@ if os.path.exists(hpath):
             necks.append(stem_tail(stem, cached[b:b + 256].float(), start).half())
     necks = torch.cat(necks)
 else:
-    crops, kps, pid = build_crops(lab, np.arange(n), ta["size"], ta["n_aug"], ta["seed"])
+    crops, kps, pid = build_crops(lab, np.arange(n), ta["size"], ta["n_aug"], ta["seed"], coco_aug=ta.get("coco_aug", 0))
     print(f"{len(crops)} crops {time.time()-t0:.0f}s", flush=True)
     with torch.no_grad():
         for b in range(0, len(crops), 64):

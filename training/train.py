@@ -38,11 +38,14 @@ def parse():
     ap.add_argument("--hidden", type=int, default=8)
     ap.add_argument("--depth", type=int, default=1)
     ap.add_argument("--n-aug", type=int, default=4, help="crops per person (first unaugmented)")
+    ap.add_argument("--coco-aug", type=int, default=0,
+                    help="crops per person of a COCO photo (coco128_person); 0 = --n-aug")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--bs", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--lr-stem", type=float, default=3e-4)
     ap.add_argument("--sigma", type=float, default=0.8, help="target Gaussian sigma in cells")
+    ap.add_argument("--off-weight", type=float, default=2.0, help="weight of the offset loss against the heatmap loss")
     ap.add_argument("--bag", type=float, default=0.8, help="fraction of persons each agent trains on")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -59,6 +62,13 @@ def parse():
         a.limit, a.n_aug, a.epochs, a.eval_every = 60, 2, 2, 1
         a.labels = os.path.join(CACHE, "labels", "labels_smoke.npz")
     return a
+
+
+def feature_key(labels, args, start, n):
+    """Name of the frozen-head feature cache of train.py's crops (subcell_feats.py finds it by the same name)."""
+    coco = f"_coco{args['coco_aug']}" if args.get("coco_aug") else ""
+    return (f"{os.path.basename(labels)}_{os.path.getsize(labels)}_s{args['size']}_{args['upto']}_op{start}"
+            f"_ms{args.get('max_stride', 16)}_aug{args['n_aug']}{coco}_seed{args['seed']}_n{n}")
 
 
 def split_stem(stem, train_blocks):
@@ -167,14 +177,14 @@ def main():
     say(f"stem: {len(stem.ops)} ops, trainable from op {start}; stride {model.stride}")
 
     # 2-3. augmented crops -> frozen stem features, cached on disk (keyed by everything they depend on)
-    key = f"{os.path.basename(a.labels)}_{os.path.getsize(a.labels)}_s{a.size}_{a.upto}_op{start}_ms{a.max_stride}_aug{a.n_aug}_seed{a.seed}_n{n}"
+    key = feature_key(a.labels, vars(a), start, n)
     fpath = os.path.join(CACHE, "feats", key + ".pt")
     if os.path.exists(fpath):
         feats, kps, pid = torch.load(fpath, weights_only=False)
         say(f"[features] cached {fpath}")
     else:
         t0 = time.time()
-        crops, kps, pid = build_crops(lab, idx, a.size, a.n_aug, a.seed)
+        crops, kps, pid = build_crops(lab, idx, a.size, a.n_aug, a.seed, coco_aug=a.coco_aug)
         say(f"[data] {len(crops)} crops from {n} people in {time.time() - t0:.0f}s; "
             f"positive kp {(kps[..., 2] > 0).mean():.2f} absent {(kps[..., 2] < 0).mean():.2f}")
         t0 = time.time()
@@ -224,7 +234,7 @@ def main():
             y = model.agents(f)
             y = y.view(y.shape[0], 17, a.apk, 3, y.shape[-2], y.shape[-1])
             lh, lo = loss_fn(y, kps_t[j], bag_t[j], model.stride, a.sigma)
-            loss = lh + 2.0 * lo
+            loss = lh + a.off_weight * lo
             opt.zero_grad()
             loss.backward()
             opt.step()
