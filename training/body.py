@@ -484,9 +484,18 @@ def main():
                          "0 = the stem's side); training stays at the stem's side, the stem being fully convolutional")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--labels-only", action="store_true",
+                    help="only label the frames with MultiPose (cached; 1 thread, so run.sh runs it beside label.py)")
     a = ap.parse_args()
     if a.smoke:
         a.agents, a.epochs, a.mosaics = 2, 2, 16
+    bdir = os.path.join(CACHE, "body" + ("_smoke" if a.smoke else ""))
+    os.makedirs(bdir, exist_ok=True)
+    if a.labels_only:
+        t0 = time.time()
+        items = label_frames(os.path.join(bdir, "frames.json"), a.smoke)
+        print(f"[body/labels] {len(items)} photos/frames in {bdir}/frames.json, {time.time() - t0:.0f}s", flush=True)
+        return
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     say = run_log(os.path.join(a.run, "log_body.txt"))
@@ -496,8 +505,6 @@ def main():
     model, ta = load_student(a.run)
     use_side(ta["size"])
     say(f"[body] letterbox {LB} px, grid {G}x{G}")
-    bdir = os.path.join(CACHE, "body" + ("_smoke" if a.smoke else ""))
-    os.makedirs(bdir, exist_ok=True)
     items = label_frames(os.path.join(bdir, "frames.json"), a.smoke)
     views = {"coco128_person": 3 if a.smoke else 24, "lspet": 1, "clip": 1 if a.smoke else 3}
     mstamp = int(os.path.getmtime(os.path.join(a.run, "model.pt")))

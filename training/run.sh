@@ -52,13 +52,19 @@ if [ -n "$SMOKE" ]; then
   BUNDLE="$RUN/swarmpose.bundle"
 else
   RUN="$CACHE/runs/final"
-  TRAIN_ARGS=(--size 192 --max-stride 16 "${ARCH_ARGS[@]}" --n-aug 4 --epochs 15 --eval-every 3)
+  # 24 crops (not 4) per person of a COCO photo: coco128_person's 188 people are the only training people
+  # from photos like the held-out ones (README "COCO people oversampled").
+  TRAIN_ARGS=(--size 192 --max-stride 16 "${ARCH_ARGS[@]}" --n-aug 4 --coco-aug 24 --epochs 15 --eval-every 3)
   # A finished run trained with other arguments is not this command's output: train it again.
   if [ -f "$RUN/model.pt" ] && ! HERE="$HERE" "$PY" "$HERE/train.py" --check-args "$RUN/model.pt" "${TRAIN_ARGS[@]}"; then
     step "$RUN was trained with other arguments: training again"
     rm -rf "$RUN/model.pt" "$RUN/results.json" "$RUN/body.pt" "$RUN/extra"
   fi
-  step "teacher labels"
+  # The two teachers' labellers are single-threaded (deterministic): MultiPose labels the body tier's
+  # frames beside label.py, on the other core (the body stage waits for it).
+  step "teacher labels (keypoints; body frames beside them)"
+  "$PY" "$HERE/body.py" --labels-only >"$CACHE/body_labels.log" 2>&1 &
+  BODY_LABELS=$!
   "$PY" "$HERE/label.py"
   # Keypoint student: ~24 min on 2 (busy) threads (a finished run with these arguments is kept).
   if [ ! -f "$RUN/model.pt" ]; then
@@ -71,6 +77,7 @@ else
     "$PY" "$HERE/subcell_feats.py" "$RUN"
     "$PY" "$HERE/subcell.py" --base "$RUN" --out "$RUN/extra" --threads "$THREADS" "${EXTRA_ARGS[@]}"
   fi
+  wait "$BODY_LABELS" || { cat "$CACHE/body_labels.log"; exit 1; }
   step "body agents"
   "$PY" "$HERE/body.py" --threads "$THREADS" --run "$RUN"
   step "export + integer simulation"
