@@ -1,6 +1,6 @@
 """How far off the keypoints of a ground-truth-box run are, and what finer localisation would be
 worth: per keypoint, the error in keypoint-crop pixels (the crop the plugin runs: the box's longer
-side x 1.25, scaled to --crop px; one stem cell = --cell px), and keypoint AP (pycocotools) after an
+side x 1.25, scaled to --crop px; a stem cell is 16 px at 192), and keypoint AP (pycocotools) after an
 oracle moves the labelled keypoints that are closer than R crop px to their truth by a factor F
 (R 16 = within one cell). The oracle shows where AP is lost; it is not a result.
 

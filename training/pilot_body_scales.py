@@ -2,7 +2,8 @@
 mirrored, on corner tiles, and several of these merged by NMS (IoU 0.5), as COCO bbox AP on the
 held-out coco_mini (pycocotools; all 80 photos). Asks whether inference alone can find more people.
 
-    python training/pilot_body_scales.py --run $CACHE/runs/final       # ~30 s per row on 2 threads
+    python training/pilot_body_scales.py --run $CACHE/runs/final_s3    # ~30 s per row on 2 threads
+(the README's figures ran on runs/final_s3, the third session's run)
 """
 import argparse
 import contextlib

@@ -14,7 +14,8 @@ Decode: the run's coarse agents give the weighted pose; each fine agent takes it
 the (2w+1)^2 fine cells around the coarse point's cell, w = 1, 2 or the whole grid ("free");
 fine agents are fused by confidence as the coarse ones. Held-out coco_mini, GT boxes.
 
-    python training/pilot_fine.py --run $CACHE/runs/final --variant fpn      # ~5 min on 2 threads
+    python training/pilot_fine.py --run $CACHE/runs/final_s3 --variant fpn   # ~5 min on 2 threads
+(the README's figures ran on runs/final_s3, the third session's run: coarse agents 0.181)
 """
 import argparse
 import os
@@ -28,23 +29,13 @@ from body import load_student
 from common import CACHE, coco_kp_ap, predict_split
 from data import build_crops
 from model import Agents, Conv, decode, normalise
-from train import loss_fn
+from train import loss_fn, stem_head
 
 
 def stride8_op(stem):
     """Index of the stride-8 tensor: what the expand conv before the 4th stride-2 conv reads."""
     s2 = [k for k, op in enumerate(stem.ops) if op[0] == "conv" and stem.convs[op[1]].conv.stride[0] == 2]
     return stem.ops[stem.ops[s2[3]][2]][2]
-
-
-def run_upto(stem, x, k):
-    outs = []
-    for op in stem.ops[:k + 1]:
-        if op[0] == "conv":
-            outs.append(stem.convs[op[1]](x if op[2] == -1 else outs[op[2]]))
-        else:
-            outs.append(outs[op[1]] + outs[op[2]])
-    return outs[k]
 
 
 class FineNet(torch.nn.Module):
@@ -120,9 +111,11 @@ def main():
     with torch.no_grad():
         for b in range(0, len(crops), 64):
             x = normalise(torch.from_numpy(crops[b:b + 64]), stem.norm)
-            f8.append(run_upto(stem, x, k8).half())
-            f16.append((stem(x) if a.variant == "fpn" else x[:, :1, :1, :1]).half())
-    f8, f16 = torch.cat(f8), torch.cat(f16)
+            f8.append(stem_head(stem, x, k8 + 1).half())
+            if a.variant == "fpn":
+                f16.append(stem(x).half())
+    f8 = torch.cat(f8)
+    f16 = torch.cat(f16) if f16 else None
     del crops
     g = f8.shape[-1]
     print(f"stride-8 features {tuple(f8.shape)} (stem op {k8}) in {time.time() - t0:.0f}s", flush=True)
@@ -140,7 +133,7 @@ def main():
         s_h = s_o = 0.0
         for b in range(0, len(perm), 64):
             j = perm[b:b + 64]
-            y = net(f8[j].float(), f16[j].float()).view(len(j), 17, a.agents, 3, g, g)
+            y = net(f8[j].float(), None if f16 is None else f16[j].float()).view(len(j), 17, a.agents, 3, g, g)
             lh, lo = loss_fn(y, kps_t[j], bag[j], 8, a.sigma)
             opt.zero_grad()
             (lh + 2 * lo).backward()
@@ -159,7 +152,7 @@ def main():
                 coarse = decode(model(x), model.stride, "weighted")[0]
                 if w is None:
                     return coarse.numpy()
-                yf = net(run_upto(stem, x, k8), stem(x)).view(17, a.agents, 3, g, g)
+                yf = net(stem_head(stem, x, k8 + 1), stem(x) if a.variant == "fpn" else None).view(17, a.agents, 3, g, g)
                 return refine(coarse, yf, a.agents, w).numpy()
         res, _ = predict_split("coco_mini", pred, size)
         m = coco_kp_ap("coco_mini", res)

@@ -66,7 +66,7 @@ else
   "$PY" "$HERE/body.py" --labels-only >"$CACHE/body_labels.log" 2>&1 &
   BODY_LABELS=$!
   "$PY" "$HERE/label.py"
-  # Keypoint student: ~24 min on 2 (busy) threads (a finished run with these arguments is kept).
+  # Keypoint student: ~18 min on 2 idle threads (a finished run with these arguments is kept).
   if [ ! -f "$RUN/model.pt" ]; then
     step "keypoint student"
     "$PY" "$HERE/train.py" --threads "$THREADS" --out "$RUN" "${TRAIN_ARGS[@]}"

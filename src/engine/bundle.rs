@@ -18,8 +18,8 @@
 //!
 //! Nets in order: the stem (if any), the body neck (if any), then the agents in manifest order.
 //! For each net, for each layer in order: the int8 weights, `out_c * (in_c / groups) * k * k`
-//! bytes in PyTorch order `[out_c][in_c / groups][ky][kx]`, values in `-127..=127`; then the biases, `out_c` i32
-//! little-endian. No alignment padding. A Python writer:
+//! bytes in PyTorch order `[out_c][in_c / groups][ky][kx]`, values in `-127..=127`; then the
+//! biases, `out_c` i32 little-endian. No alignment padding. A Python writer:
 //! `w_q.astype(np.int8).tobytes() + b_q.astype('<i4').tobytes()`.
 //!
 //! # Manifest JSON
@@ -75,7 +75,8 @@
 //!
 //! Limits: an agent has at most [`MAX_AGENT_PARAMS`] parameters (weights + biases), a bundle at
 //! most [`MAX_AGENTS`] agents, the stem (with its body neck, if any) at most
-//! [`MAX_STEM_PARAMS`]. Declared `param_count`, `total_agent_params` and `macs_per_frame` must equal the values computed from the shapes.
+//! [`MAX_STEM_PARAMS`]. Declared `param_count`, `total_agent_params` and `macs_per_frame` must
+//! equal the values computed from the shapes.
 
 use super::net::{ConvSpec, MapShape, chain_macs, validate_specs};
 use super::quant::{QuantLayer, QuantNet, QuantParams};
