@@ -3,9 +3,8 @@
 //! skeletons on a real street clip.
 //!
 //! The accuracy goals (AP >= 0.25 with ground-truth boxes, >= 0.15 end to end) are NOT
-//! met yet (end to end only with the test-time flip); the floors asserted here sit just under
-//! the measured figures (0.189 / 0.141, and 0.196 / 0.154 with the test-time flip; README
-//! "Accuracy") so a regression fails the build.
+//! met yet; the floors asserted here sit just under the measured figures (0.189 / 0.132, and
+//! 0.196 / 0.147 with the test-time flip; README "Accuracy") so a regression fails the build.
 
 mod util;
 

@@ -55,9 +55,20 @@ def use_side(side):
     LB, G = side, side // STRIDE
 
 
+# Clips whose licence allows training a shipped model. Not street_walk_1280x720.avi: CMU OpenPose's
+# example media are licensed for non-commercial research, tests and demos only (../shared/data/README.md).
 CLIPS = ["pedestrians_768x576.avi", "pose2sim_multiperson/cam01.mp4", "pose2sim_multiperson/cam02.mp4",
          "pose2sim_multiperson/cam03.mp4", "pose2sim_multiperson/cam04.mp4", "walker_outdoor_1768x994.mp4",
-         "cyclists_640x272.mp4", "street_walk_1280x720.avi", "street_demo_960x540.mp4"]
+         "cyclists_640x272.mp4", "street_demo_960x540.mp4"]
+
+
+def clip_allowed(item):
+    """Whether a labelled frame may train the body tier: photos, and frames of the clips in CLIPS (a cache
+    written before a clip was dropped from CLIPS still holds its frames)."""
+    if item["src"] != "clip":
+        return True
+    name = os.path.basename(item["path"]).rsplit("_", 1)[0]
+    return name in {c.replace("/", "_") for c in CLIPS}
 
 
 def load_student(run):
@@ -109,7 +120,7 @@ def iou(a, b):
 def label_frames(out, smoke=False):
     """Returns list of dicts {src, path, frame, boxes (n,4 x0y0x1y1 image px)}; frames of clips stored as jpg."""
     if os.path.exists(out):
-        return json.load(open(out))
+        return [it for it in json.load(open(out)) if clip_allowed(it)]
     from label import sources
     t0 = time.time()
     mp = MultiPose(1)
@@ -482,6 +493,8 @@ def main():
     ap.add_argument("--body-side", type=int, default=0,
                     help="side of the letterboxed frame the body tier runs on in the plugin (bundle detector.body_side; "
                          "0 = the stem's side); training stays at the stem's side, the stem being fully convolutional")
+    ap.add_argument("--coco-views", type=int, default=24,
+                    help="augmented views per coco128_person photo (lspet: 1, clip frames: 3)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--labels-only", action="store_true",
@@ -506,7 +519,7 @@ def main():
     use_side(ta["size"])
     say(f"[body] letterbox {LB} px, grid {G}x{G}")
     items = label_frames(os.path.join(bdir, "frames.json"), a.smoke)
-    views = {"coco128_person": 3 if a.smoke else 24, "lspet": 1, "clip": 1 if a.smoke else 3}
+    views = {"coco128_person": 3 if a.smoke else a.coco_views, "lspet": 1, "clip": 1 if a.smoke else 3}
     mstamp = int(os.path.getmtime(os.path.join(a.run, "model.pt")))
     key = (f"feats_{os.path.basename(os.path.normpath(a.run))}_{mstamp}_n{len(items)}_v{views['coco128_person']}-"
            f"{views['lspet']}-{views['clip']}_m{a.mosaics}_lb{LB}_seed{a.seed}{'_bb' if a.neck else ''}.pt")

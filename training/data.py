@@ -20,11 +20,13 @@ def filter_labels(lab, agree=0.08, conf=0.3, neg_conf=0.15):
     return np.concatenate([th[..., :2], w[..., None]], -1)
 
 
-def augment_params(rng, strength=1.0):
+def augment_params(rng, strength=1.0, lowres=0.0):
+    """Random augmentation; lowres > 0: with that probability the crop is seen at a lower resolution (its
+    draws come last, and only when enabled, so runs without it keep their crops)."""
     if strength <= 0:
         return {"scale": 1.0, "shift": np.zeros(2), "rot": 0.0, "flip": False, "bright": 0.0, "contrast": 1.0,
-                "sat": 1.0, "gray": False, "blur": False, "occl": 0}
-    return {
+                "sat": 1.0, "gray": False, "blur": False, "occl": 0, "res": 1.0}
+    p = {
         "scale": float(np.exp(rng.uniform(-0.25, 0.25) * strength)),
         "shift": rng.uniform(-0.12, 0.12, 2) * strength,
         "rot": float(rng.normal(0, 20) * strength) if rng.random() < 0.6 else 0.0,
@@ -35,7 +37,13 @@ def augment_params(rng, strength=1.0):
         "gray": bool(rng.random() < 0.1),
         "blur": bool(rng.random() < 0.15),
         "occl": int(rng.integers(0, 3)) if rng.random() < 0.4 else 0,
+        "res": 1.0,
     }
+    if lowres > 0 and rng.random() < lowres:
+        # Medium COCO people (32-96 px boxes) reach the stem upsampled 1-3x from their few pixels; lspet's
+        # people are ~150 px tall, so the student rarely sees such crops unless we make them.
+        p["res"] = float(np.exp(rng.uniform(np.log(1 / 3), 0)))
+    return p
 
 
 def make_crop(img, box, kps, size, p, rng, margin=0.25):
@@ -59,6 +67,11 @@ def make_crop(img, box, kps, size, p, rng, margin=0.25):
     if p["blur"]:
         import cv2
         crop = cv2.GaussianBlur(crop, (0, 0), rng.uniform(0.6, 1.5))
+    if p.get("res", 1.0) < 1.0:  # seen at r x r pixels (area average), then upsampled as the detector does
+        import cv2
+        r = max(8, int(round(size * p["res"])))
+        crop = cv2.resize(cv2.resize(crop, (r, r), interpolation=cv2.INTER_AREA), (size, size),
+                          interpolation=cv2.INTER_LINEAR)
     for _ in range(p["occl"]):  # random occluding patch (noise or flat colour)
         w, h = (rng.uniform(0.1, 0.35, 2) * size).astype(int)
         x0, y0 = rng.integers(0, size - w), rng.integers(0, size - h)
@@ -67,16 +80,18 @@ def make_crop(img, box, kps, size, p, rng, margin=0.25):
         k[inside & (k[:, 2] > 0), 2] = 0.0  # hidden by the patch: neither positive nor negative
     out = (k[:, 0] < 0) | (k[:, 1] < 0) | (k[:, 0] >= size) | (k[:, 1] >= size)
     k[out & (k[:, 2] > 0), 2] = -1.0  # outside the crop: absent
-    return np.clip(crop, 0, 255).astype(np.uint8), k.astype(np.float32)
+    return np.clip(crop, 0, 255).astype(np.uint8), k.astype(np.float32), M
 
 
-def build_crops(lab, idx, size, n_aug, seed, strength=1.0, first_plain=True, coco_aug=0):
+def build_crops(lab, idx, size, n_aug, seed, strength=1.0, first_plain=True, coco_aug=0, lowres=0.0,
+                matrices=False):
     """n_aug crops per person (the first one unaugmented if first_plain); coco_aug > 0: that many for the people of
-    COCO photos (coco128_person: the only photos of the held-out split's kind). Returns uint8 (N,S,S,3), kps (N,17,3),
-    person ids."""
+    COCO photos (coco128_person: the only photos of the held-out split's kind); lowres: see augment_params.
+    Returns uint8 (N,S,S,3), kps (N,17,3), person ids, and with matrices=True each crop's image -> crop affine
+    (N,2,3)."""
     kps_all = filter_labels(lab)
     rng = np.random.default_rng(seed)
-    crops, kps, pid = [], [], []
+    crops, kps, pid, mats = [], [], [], []
     last, img = None, None
     for i in idx:
         p = str(lab["paths"][i])
@@ -86,7 +101,9 @@ def build_crops(lab, idx, size, n_aug, seed, strength=1.0, first_plain=True, coc
             if a == 0 and first_plain:
                 prm = augment_params(rng, 0.0)
             else:
-                prm = augment_params(rng, strength)
-            c, k = make_crop(img, lab["boxes"][i], kps_all[i], size, prm, rng)
-            crops.append(c); kps.append(k); pid.append(i)
+                prm = augment_params(rng, strength, lowres)
+            c, k, M = make_crop(img, lab["boxes"][i], kps_all[i], size, prm, rng)
+            crops.append(c); kps.append(k); pid.append(i); mats.append(M)
+    if matrices:  # also each crop's image -> crop affine (the region agents' box targets follow it)
+        return np.stack(crops), np.stack(kps), np.array(pid), np.stack(mats)
     return np.stack(crops), np.stack(kps), np.array(pid)

@@ -35,7 +35,8 @@ if os.path.exists(hpath):
             necks.append(stem_tail(stem, cached[b:b + 256].float(), start).half())
     necks = torch.cat(necks)
 else:
-    crops, kps, pid = build_crops(lab, np.arange(n), ta["size"], ta["n_aug"], ta["seed"], coco_aug=ta.get("coco_aug", 0))
+    crops, kps, pid = build_crops(lab, np.arange(n), ta["size"], ta["n_aug"], ta["seed"], coco_aug=ta.get("coco_aug", 0),
+                                 lowres=ta.get("lowres", 0.0))
     print(f"{len(crops)} crops {time.time()-t0:.0f}s", flush=True)
     with torch.no_grad():
         for b in range(0, len(crops), 64):

@@ -40,6 +40,8 @@ def parse():
     ap.add_argument("--n-aug", type=int, default=4, help="crops per person (first unaugmented)")
     ap.add_argument("--coco-aug", type=int, default=0,
                     help="crops per person of a COCO photo (coco128_person); 0 = --n-aug")
+    ap.add_argument("--lowres", type=float, default=0.0,
+                    help="share of augmented crops seen at 1/3..1 of the crop's resolution, then upsampled")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--bs", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -67,6 +69,7 @@ def parse():
 def feature_key(labels, args, start, n):
     """Name of the frozen-head feature cache of train.py's crops (subcell_feats.py finds it by the same name)."""
     coco = f"_coco{args['coco_aug']}" if args.get("coco_aug") else ""
+    coco += f"_lr{args['lowres']}" if args.get("lowres") else ""
     return (f"{os.path.basename(labels)}_{os.path.getsize(labels)}_s{args['size']}_{args['upto']}_op{start}"
             f"_ms{args.get('max_stride', 16)}_aug{args['n_aug']}{coco}_seed{args['seed']}_n{n}")
 
@@ -184,7 +187,7 @@ def main():
         say(f"[features] cached {fpath}")
     else:
         t0 = time.time()
-        crops, kps, pid = build_crops(lab, idx, a.size, a.n_aug, a.seed, coco_aug=a.coco_aug)
+        crops, kps, pid = build_crops(lab, idx, a.size, a.n_aug, a.seed, coco_aug=a.coco_aug, lowres=a.lowres)
         say(f"[data] {len(crops)} crops from {n} people in {time.time() - t0:.0f}s; "
             f"positive kp {(kps[..., 2] > 0).mean():.2f} absent {(kps[..., 2] < 0).mean():.2f}")
         t0 = time.time()
