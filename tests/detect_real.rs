@@ -3,8 +3,10 @@
 //! skeletons on a real street clip.
 //!
 //! The accuracy goals (AP >= 0.25 with ground-truth boxes, >= 0.15 end to end) are NOT
-//! met yet; the floors asserted here sit just under the measured figures (0.189 / 0.132, and
-//! 0.196 / 0.147 with the test-time flip; README "Accuracy") so a regression fails the build.
+//! met yet (end to end only with the test-time flip); the floors asserted here sit under the
+//! measured figures (0.186 / 0.146, and 0.200 / 0.157 with the test-time flip; README
+//! "Accuracy") so a regression fails the build. End to end they leave room for the ±0.015 that
+//! the int8 calibration sample alone moves it on these 86 people.
 
 mod util;
 

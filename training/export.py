@@ -472,7 +472,8 @@ def main():
     cidx = np.sort(rng.choice(n, min(a.calib, n), replace=False))
     crops, _, _ = build_crops(lab, cidx, size, 1, seed=7)
     bdir = os.path.join(CACHE, "body" + ("_smoke" if bk["args"].get("smoke") else ""))
-    items = json.load(open(os.path.join(bdir, "frames.json")))
+    # through label_frames: the frames the body tier may train on (body.clip_allowed), as a labelling from nothing
+    items = body_mod.label_frames(os.path.join(bdir, "frames.json"), bk["args"].get("smoke", False))
     fr = np.random.default_rng(321)
     frames = np.stack([aug_frame(read_rgb(items[i]["path"]), items[i]["boxes"], fr, plain=True)[0]
                        for i in np.sort(fr.choice(len(items), min(a.calib, len(items)), replace=False))])

@@ -10,13 +10,14 @@ transform, is the refined box.
 
 Training data: train.py's augmented crops (the same crops and seed; their finished-stem features are
 subcell_feats.py's cache) with the box of the crop's person as the target: coco128_person's labelled
-boxes, and for lspet the MultiPose box of body.py's frame labels that overlaps the joint box best
-(IoU >= 0.3; otherwise the crop is ignored). Crops rotated by more than MAX_ROT degrees are ignored
+boxes, and for lspet the box of body.py's frame labels that overlaps the joint box best (IoU >= 0.3;
+otherwise the crop is ignored): MultiPose's, or where MultiPose missed the person the padded joint
+box that body.py's labelling added, so in practice every person has one. Crops rotated by more than MAX_ROT degrees are ignored
 (an axis-aligned box does not survive the rotation). Other persons in a crop are negatives: the
 agents learn to box the one the crop is centred on. Held out: coco_mini, where the crops are cut
 around the body tier's own boxes (body_results_coco_mini.json of the run), as the plugin does.
 
-    python training/region.py --run $CACHE/runs/final            # ~3 min on 2 threads, writes region.pt
+    python training/region.py --run $CACHE/runs/final            # 226 s on 1 thread (busy machine), writes region.pt
 """
 import argparse
 import contextlib
@@ -132,8 +133,8 @@ def evaluate(model, net, run, size, min_score=0.3, margin=0.25, limit=None):
         out["body"].append({**base, "bbox": d["bbox"]})
         out["region"].append({**base, "bbox": to_image(M, rb)})
         out["pose_extent"].append({**base, "bbox": to_image(M, np.r_[lo - pad, hi + pad])})
-    # How well the boxes of the persons the body tier did find fit them: the same detections (body box IoU >= 0.3
-    # with a person) for every source of boxes.
+    # How well the boxes fit where the body tier did find someone: the same detections (body box IoU >= 0.3
+    # with a person; two detections of one person both count) for every source of boxes.
     found = best_ious(gt, out["body"]) >= 0.3
     return {k: {**bbox_ap(gt, v), "n": len(v), "found": int(found.sum()),
                 "found_mean_iou": float(best_ious(gt, v)[found].mean()) if found.any() else 0.0,
