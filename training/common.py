@@ -167,7 +167,8 @@ def coco_kp_ap(split, results, verbose=False):
         ev.summarize()
     if verbose:
         print(buf.getvalue())
-    return {"AP": float(ev.stats[0]), "AP50": float(ev.stats[1]), "AP75": float(ev.stats[2]), "AR": float(ev.stats[5])}
+    return {"AP": float(ev.stats[0]), "AP50": float(ev.stats[1]), "AP75": float(ev.stats[2]),
+            "AP_medium": float(ev.stats[3]), "AP_large": float(ev.stats[4]), "AR": float(ev.stats[5])}
 
 
 def run_log(path):

@@ -527,7 +527,8 @@ def main():
     prov = {"command": cmd,
             "data": "keypoint agents + stem neck: lspet (first 5000 photos) and coco128_person person crops, labels "
                     "from MoveNet Thunder/Lightning (training/label.py); body agents: coco128_person YOLO boxes, lspet and "
-                    "every 5th frame of shared/data/clips labelled by MoveNet MultiPose (score > 0.3); stem layers "
+                    "every 5th frame of the clips in shared/data/clips but street_walk_1280x720.avi (licensed for tests "
+                    "and demos only; body.CLIPS) labelled by MoveNet MultiPose (score > 0.3); stem layers "
                     "transferred from MoveNet Thunder (Apache-2.0)",
             "seed": int(ta["seed"]),
             "notes": "held out (never trained on): coco_mini, mmpose. Measured figures in training/README.md and "

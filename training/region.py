@@ -72,11 +72,10 @@ def crop_boxes(mats, pid, pboxes, size):
 
 
 def region_box(net, f):
-    """Averaged region maps of one crop's stem output f (1,C,G,G) -> box (x0, y0, x1, y1 crop px), score."""
+    """Averaged region maps of one crop's stem output f (1,C,G,G) -> box (x0, y0, x1, y1 crop px)."""
     with torch.no_grad():
         y = net(f)[0].mean(0)
-    d = B.decode_boxes(y, thr=0.0, max_det=1)
-    return d[0, :4], float(d[0, 4])
+    return B.decode_boxes(y, thr=0.0, max_det=1)[0, :4]
 
 
 def to_image(M, b):
@@ -126,7 +125,7 @@ def evaluate(model, net, run, size, min_score=0.3, margin=0.25, limit=None):
         with torch.no_grad():
             f = model.stem(x)
             kp = decode(model(x), model.stride, "weighted")[0].numpy()
-        rb, _ = region_box(net, f)
+        rb = region_box(net, f)
         lo, hi = kp[:, :2].min(0), kp[:, :2].max(0)
         pad = 0.1 * (hi - lo).max()
         base = {"image_id": d["image_id"], "category_id": 1, "score": d["score"]}
@@ -136,11 +135,12 @@ def evaluate(model, net, run, size, min_score=0.3, margin=0.25, limit=None):
     # How well the boxes fit where the body tier did find someone: the same detections (body box IoU >= 0.3
     # with a person; two detections of one person both count) for every source of boxes.
     found = best_ious(gt, out["body"]) >= 0.3
-    return {k: {**bbox_ap(gt, v), "n": len(v), "found": int(found.sum()),
-                "found_mean_iou": float(best_ious(gt, v)[found].mean()) if found.any() else 0.0,
-                "found_iou_ge_0.5": float((best_ious(gt, v)[found] >= 0.5).mean()) if found.any() else 0.0,
-                "found_iou_ge_0.75": float((best_ious(gt, v)[found] >= 0.75).mean()) if found.any() else 0.0}
-            for k, v in out.items()}
+    m = {}
+    for k, v in out.items():
+        fit = best_ious(gt, v)[found] if found.any() else np.zeros(1)
+        m[k] = {**bbox_ap(gt, v), "n": len(v), "found": int(found.sum()), "found_mean_iou": float(fit.mean()),
+                "found_iou_ge_0.5": float((fit >= 0.5).mean()), "found_iou_ge_0.75": float((fit >= 0.75).mean())}
+    return m
 
 
 def load_region(run, cin):
