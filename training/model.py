@@ -55,12 +55,50 @@ class Conv(nn.Module):
         self.bn = None
 
 
-class Stem(nn.Module):
-    """Thunder backbone up to `upto` (residual adds kept as graph edges) + trainable 1x1 neck to `cout` channels."""
+def expand_blocks(ops):
+    """{block number: (expand, depthwise, project) op indices} of Thunder's inverted-residual blocks, numbered
+    as in its tensor names (block_1 is the first with an expand conv)."""
+    blocks = {}
+    for k in range(len(ops) - 2):
+        e, d, p = ops[k:k + 3]
+        if (all(o["op"] == "conv" for o in (e, d, p)) and e["w"].shape[2] == 1 and e["groups"] == 1
+                and e["act"] == "relu6" and d["groups"] > 1 and d["src"] == k and p["src"] == k + 1
+                and p["act"] == "none"):
+            blocks[len(blocks) + 1] = (k, k + 1, k + 2)
+    return blocks
 
-    def __init__(self, upto="block_9_add", neck="32", neck_act="relu6", max_stride=16, neck_bn=False):
+
+def parse_prune(spec):
+    """"7:244,11:366" -> {7: 244, 11: 366}: hidden channels kept per block."""
+    return {int(b): int(h) for b, h in (t.split(":") for t in spec.split(","))} if spec else {}
+
+
+def _slice_hidden(block, keep):
+    """Keep the hidden channels `keep` of an expand (1x1) -> depthwise -> project (1x1) block, in place."""
+    e, d, p = block
+    e["w"], e["b"] = e["w"][keep], e["b"][keep]
+    d["w"], d["b"], d["groups"] = d["w"][keep], d["b"][keep], len(keep)
+    p["w"] = p["w"][:, keep]
+
+
+class Stem(nn.Module):
+    """Thunder backbone up to `upto` (residual adds kept as graph edges) + trainable 1x1 neck to `cout` channels.
+    `upto` = "lightning:<tensor>" takes MoveNet Lightning's backbone instead (a pilot: README "Deeper Thunder
+    features"); `prune` = "7:244,11:366" keeps that many hidden channels of those blocks."""
+
+    def __init__(self, upto="block_9_add", neck="32", neck_act="relu6", max_stride=16, neck_bn=False, prune=""):
         super().__init__()
-        ops, self.norm = load_backbone(upto)
+        if upto.startswith("lightning:"):  # MoveNet Lightning's backbone (lightning_graph.py), not Thunder's
+            from lightning_graph import load_backbone as load_lightning
+            ops, self.norm = load_lightning(upto.split(":", 1)[1])
+        else:
+            ops, self.norm = load_backbone(upto)
+        # the transferred, unpruned weights, so prune_hidden() can keep any channels; the constructor keeps the
+        # first ones (the shapes a saved pruned model loads into)
+        self.transferred = [dict(o) for o in ops]
+        self.blocks = expand_blocks(ops)
+        for b, h in parse_prune(prune).items():
+            _slice_hidden([ops[i] for i in self.blocks[b]], np.arange(h))
         # optionally keep the output resolution finer: stride-2 convs beyond max_stride run at stride 1
         cur = 1
         for o in ops:
@@ -92,6 +130,16 @@ class Stem(nn.Module):
                 c = int(tok)
         self.neck = nn.Sequential(*layers) if layers else None
         self.cout = c
+
+    def prune_hidden(self, block, keep):
+        """Rebuild block `block`'s expand / depthwise / project convs with only the hidden channels `keep`
+        (indices into the transferred block's), from the transferred weights."""
+        ops = [dict(self.transferred[i]) for i in self.blocks[block]]
+        _slice_hidden(ops, np.asarray(keep))
+        for i, o in zip(self.blocks[block], ops):
+            old, w = self.convs[self.ops[i][1]], o["w"]
+            self.convs[self.ops[i][1]] = Conv(w.shape[1] * o["groups"], w.shape[0], w.shape[2], old.stride,
+                                              o["groups"], old.act, w, o["b"])
 
     def backbone(self, x):
         outs = []
@@ -135,9 +183,9 @@ class Agents(nn.Module):
 
 class Student(nn.Module):
     def __init__(self, upto="block_9_add", stem_out="32", agents_per_kp=3, hidden=8, depth=1, max_stride=16, kp_ch=3,
-                 neck_bn=False):
+                 neck_bn=False, prune=""):
         super().__init__()
-        self.stem = Stem(upto, stem_out, max_stride=max_stride, neck_bn=neck_bn)
+        self.stem = Stem(upto, stem_out, max_stride=max_stride, neck_bn=neck_bn, prune=prune)
         self.apk = agents_per_kp
         self.agents = Agents(self.stem.cout, 17 * agents_per_kp, hidden, depth, kp_ch)
         self.stride = self.stem.stride

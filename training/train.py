@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from common import CACHE, coco_kp_ap, exit_on_check_args, predict_split, run_log
 from data import build_crops
-from model import Student, decode, normalise
+from model import Student, decode, normalise, parse_prune
 
 
 def parse():
@@ -28,11 +28,22 @@ def parse():
     ap.add_argument("--out", default=os.path.join(CACHE, "runs", "final"))
     ap.add_argument("--labels", default=os.path.join(CACHE, "labels", "labels.npz"))
     ap.add_argument("--size", type=int, default=128, help="crop side in px")
-    ap.add_argument("--upto", default="block_9_add", help="last transferred Thunder tensor")
+    ap.add_argument("--upto", default="block_9_add",
+                    help='last transferred Thunder tensor ("lightning:<tensor>": MoveNet Lightning\'s backbone)')
     ap.add_argument("--train-blocks", type=int, default=1, help="trailing residual blocks of the stem that are fine-tuned")
     ap.add_argument("--stem-out", default="32", help='trainable neck: "32" or e.g. "96,dw,32"')
     ap.add_argument("--neck-bn", action="store_true",
                     help="batch norm in the fresh neck while training (folded into its convs before saving)")
+    ap.add_argument("--prune", default="",
+                    help='hidden channels kept per Thunder block, e.g. "7:244,11:366" (chosen by importance; "" = all)')
+    ap.add_argument("--train-from", type=int, default=0,
+                    help="first Thunder block that is trained (0: the last --train-blocks residual blocks)")
+    ap.add_argument("--distill", type=float, default=0.0,
+                    help="weight of a loss pulling the trained backbone's output to unpruned Thunder's (0 = none)")
+    ap.add_argument("--distill-epochs", type=int, default=0,
+                    help="first train the blocks from --train-from on only to match unpruned Thunder's backbone output "
+                         "for this many epochs, then freeze them but the last --train-blocks and train as usual")
+    ap.add_argument("--distill-lr", type=float, default=1e-3, help="peak learning rate of --distill-epochs")
     ap.add_argument("--max-stride", type=int, default=16, help="output stride of the stem (8: later stride-2 convs run at 1)")
     ap.add_argument("--apk", type=int, default=3, help="agents per keypoint")
     ap.add_argument("--hidden", type=int, default=8)
@@ -95,16 +106,69 @@ def stem_head(stem, x, start):
     return outs[start - 1]
 
 
-def stem_tail(stem, h, start):
+def run_ops(stem, h, start, end):
+    """Outputs of the stem's ops start..end-1 by op index, given the output `h` of op start - 1."""
     outs = {start - 1: h}
-    for k in range(start, len(stem.ops)):
+    for k in range(start, end):
         op = stem.ops[k]
-        if op[0] == "conv":
-            outs[k] = stem.convs[op[1]](outs[op[2]])
-        else:
-            outs[k] = outs[op[1]] + outs[op[2]]
-    f = outs[len(stem.ops) - 1]
-    return stem.neck(f) if stem.neck is not None else f
+        outs[k] = stem.convs[op[1]](outs[op[2]]) if op[0] == "conv" else outs[op[1]] + outs[op[2]]
+    return outs
+
+
+def stem_tail(stem, h, start, neck=True):
+    """The stem from op `start` on, given the output `h` of op start - 1; with neck=False the backbone's output."""
+    f = run_ops(stem, h, start, len(stem.ops))[len(stem.ops) - 1]
+    return stem.neck(f) if neck and stem.neck is not None else f
+
+
+def distill_stage(stem, feats, teacher, start, a, say):
+    """Train the backbone's convs from op `start` on to reproduce unpruned Thunder's output (MSE relative to the
+    teacher's mean square), without labels: the pruned blocks relearn what the dropped channels carried."""
+    convs = [stem.convs[op[1]] for op in stem.ops[start:] if op[0] == "conv"]
+    params = [p for m in convs for p in m.parameters()]
+    for p in stem.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=a.distill_lr, weight_decay=1e-5)
+    steps = a.distill_epochs * ((len(feats) + a.bs - 1) // a.bs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, a.distill_lr, total_steps=steps, pct_start=0.05)
+    t_var = float(teacher[:512].float().pow(2).mean())
+    g = torch.Generator().manual_seed(a.seed + 2)
+    t0 = time.time()
+    for ep in range(a.distill_epochs):
+        perm = torch.randperm(len(feats), generator=g)
+        tot = 0.0
+        for b in range(0, len(perm), a.bs):
+            j = perm[b:b + a.bs]
+            fb = stem_tail(stem, feats[j].float(), start, neck=False)
+            loss = (fb - teacher[j].float()).pow(2).mean() / t_var
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += loss.item() * len(j)
+        el = time.time() - t0
+        say(f"[distill] epoch {ep + 1}/{a.distill_epochs} relative MSE {tot / len(perm):.4f} {el / 60:.1f} min, "
+            f"eta {el / (ep + 1) * (a.distill_epochs - ep - 1) / 60:.1f} min")
+    for p in params:
+        p.requires_grad_(False)
+
+
+def prune_stem(stem, feats, start, spec, say, n=512):
+    """Prune the hidden channels of the blocks in `spec` ({block: kept}) of the unpruned stem: keep those
+    with the largest mean depthwise output times the L2 norm of the project weights reading them (how much
+    the block's output moves when a channel is dropped, to first order), measured on `n` cached crops."""
+    dws = {b: stem.blocks[b][1] for b in spec}
+    assert all(k >= start for k in dws.values()), "--prune: pruned blocks must be trained (--train-from)"
+    with torch.no_grad():
+        outs = run_ops(stem, feats[:n].float(), start, len(stem.ops))
+    for b, h in spec.items():
+        wp = stem.transferred[stem.blocks[b][2]]["w"][:, :, 0, 0]
+        imp = outs[dws[b]].mean((0, 2, 3)).numpy() * np.linalg.norm(wp, axis=0)
+        keep = np.sort(np.argsort(-imp, kind="stable")[:h])
+        stem.prune_hidden(b, keep)
+        say(f"[prune] block {b}: {h} of {len(imp)} hidden channels kept ({imp[keep].sum() / imp.sum():.0%} of the importance)")
 
 
 def targets(kps, G, stride, sigma):
@@ -174,9 +238,9 @@ def main():
     n = len(lab["paths"]) if not a.limit else min(a.limit, len(lab["paths"]))
     idx = np.arange(n)
 
-    model = Student(a.upto, a.stem_out, a.apk, a.hidden, a.depth, a.max_stride, neck_bn=a.neck_bn)
+    model = Student(a.upto, a.stem_out, a.apk, a.hidden, a.depth, a.max_stride, neck_bn=a.neck_bn)  # unpruned
     stem = model.stem
-    start = split_stem(stem, a.train_blocks)
+    start = stem.blocks[a.train_from][0] if a.train_from else split_stem(stem, a.train_blocks)
     say(f"stem: {len(stem.ops)} ops, trainable from op {start}; stride {model.stride}")
 
     # 2-3. augmented crops -> frozen stem features, cached on disk (keyed by everything they depend on)
@@ -205,6 +269,31 @@ def main():
         os.makedirs(os.path.dirname(fpath), exist_ok=True)
         torch.save((feats, kps, pid), fpath + ".tmp")
         os.replace(fpath + ".tmp", fpath)
+    teacher = None
+    if a.distill or a.distill_epochs:
+        # unpruned Thunder's backbone output of every crop, the target of the distillation loss
+        tpath = fpath[:-3] + "_teacher.pt"
+        if os.path.exists(tpath):
+            teacher = torch.load(tpath, weights_only=False)
+        else:
+            with torch.no_grad():
+                teacher = torch.cat([stem_tail(stem, feats[b:b + 256].float(), start, neck=False).half()
+                                     for b in range(0, len(feats), 256)])
+            torch.save(teacher, tpath + ".tmp")
+            os.replace(tpath + ".tmp", tpath)
+        t_var = float(teacher[:512].float().pow(2).mean())
+        say(f"[distill] teacher backbone outputs {tuple(teacher.shape)}")
+    if a.prune:
+        prune_stem(stem, feats, start, parse_prune(a.prune), say)
+    if a.distill_epochs:
+        distill_stage(stem, feats, teacher, start, a, say)
+        # the distilled blocks are frozen from here on: their output becomes the cached features
+        end = split_stem(stem, a.train_blocks)
+        with torch.no_grad():
+            feats = torch.cat([run_ops(stem, feats[b:b + 256].float(), start, end)[end - 1].half()
+                               for b in range(0, len(feats), 256)])
+        say(f"[distill] frozen up to op {end - 1}; features {tuple(feats.shape)}")
+        start = end
     kps_t = torch.from_numpy(kps)
     rng = np.random.default_rng(a.seed + 1)
     bag = torch.from_numpy((rng.random((len(lab["paths"]), 17, a.apk)) < a.bag).astype(np.float32))
@@ -230,14 +319,18 @@ def main():
     for ep in range(a.epochs):
         model.train()
         perm = torch.randperm(len(feats), generator=g)
-        s_lh = s_lo = 0.0
+        s_lh = s_lo = s_ld = 0.0
         for b in range(0, len(perm), a.bs):
             j = perm[b:b + a.bs]
-            f = stem_tail(stem, feats[j].float(), start)
-            y = model.agents(f)
+            fb = stem_tail(stem, feats[j].float(), start, neck=False)
+            y = model.agents(stem.neck(fb) if stem.neck is not None else fb)
             y = y.view(y.shape[0], 17, a.apk, 3, y.shape[-2], y.shape[-1])
             lh, lo = loss_fn(y, kps_t[j], bag_t[j], model.stride, a.sigma)
             loss = lh + a.off_weight * lo
+            if a.distill:
+                ld = (fb - teacher[j].float()).pow(2).mean() / t_var
+                loss = loss + a.distill * ld
+                s_ld += ld.item() * len(j)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -246,6 +339,7 @@ def main():
             s_lh += lh.item() * len(j); s_lo += lo.item() * len(j)
         el = time.time() - t0
         msg = (f"[train] epoch {ep + 1}/{a.epochs} heat {s_lh / len(perm):.4f} off {s_lo / len(perm):.4f} "
+               + (f"distill {s_ld / len(perm):.4f} " if a.distill else "") +
                f"{el / 60:.1f} min, eta {el / (ep + 1) * (a.epochs - ep - 1) / 60:.1f} min")
         if (ep + 1) % a.eval_every == 0 or ep + 1 == a.epochs:
             m, _ = evaluate(model, a.size, limit=20 if a.smoke else None)
