@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from common import TEACHERS
+from thunder_graph import live_ops
 
 LIGHTNING = os.path.join(TEACHERS, "movenet_singlepose_lightning_int8_4.tflite")
 
@@ -57,20 +58,5 @@ def load_backbone(upto="block_12_add"):
             break
     else:
         raise ValueError(f"no tensor named like {upto} in {LIGHTNING}")
-    live = {len(ops) - 1}
-    for k in range(len(ops) - 1, -1, -1):
-        if k in live:
-            o = ops[k]
-            live.update(s for s in ([o["src"]] if o["op"] == "conv" else [o["a"], o["b"]]) if s >= 0)
-    remap, kept = {-1: -1}, []
-    for k, o in enumerate(ops):
-        if k in live:
-            remap[k] = len(kept)
-            o = dict(o)
-            if o["op"] == "conv":
-                o["src"] = remap[o["src"]]
-            else:
-                o["a"], o["b"] = remap[o["a"]], remap[o["b"]]
-            kept.append(o)
     # the graph's own normalisation (SUB, MUL, SUB before the first conv): pixel / 127.5 - 1
-    return kept, (1.0 / 127.5, -1.0)
+    return live_ops(ops), (1.0 / 127.5, -1.0)

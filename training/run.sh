@@ -32,6 +32,9 @@ step() { echo "[run.sh] $(( ($(date +%s) - START) / 60 )) min: $*"; }
 # has 499 parameters), with batch norm while training (folded into the convs before saving); the
 # smoke run trains the same shape. README "Neck with batch norm" has the pilots behind it.
 ARCH_ARGS=(--stem-out 448,dw,48 --neck-bn)
+# The keypoint student's heatmap target: Thunder's own heatmap of each augmented crop near the label
+# (README "Soft heatmaps from Thunder"), not a Gaussian around it.
+LOSS_ARGS=(--soft 1.0)
 # The second set of keypoint agents: trained alone on the finished stem (training/subcell.py).
 EXTRA_ARGS=(--kp-ch 3 --apk 3 --sigma 0.8 --epochs 15 --eval-every 5 --seed 0)
 if [ -n "$SMOKE" ]; then
@@ -41,7 +44,7 @@ if [ -n "$SMOKE" ]; then
     "$PY" "$HERE/label.py" --limit 60 --out "$CACHE/labels/labels_smoke.npz"
   fi
   step "keypoint student (smoke)"
-  "$PY" "$HERE/train.py" --smoke --threads "$THREADS" --out "$RUN" "${ARCH_ARGS[@]}"
+  "$PY" "$HERE/train.py" --smoke --threads "$THREADS" --out "$RUN" "${ARCH_ARGS[@]}" "${LOSS_ARGS[@]}"
   step "3 more agents per keypoint on the frozen stem (smoke)"
   "$PY" "$HERE/subcell_feats.py" "$RUN"
   "$PY" "$HERE/subcell.py" --smoke --base "$RUN" --out "$RUN/extra" --threads "$THREADS" "${EXTRA_ARGS[@]}"
@@ -54,7 +57,7 @@ else
   RUN="$CACHE/runs/final"
   # 24 crops (not 4) per person of a COCO photo: coco128_person's 188 people are the only training people
   # from photos like the held-out ones (README "COCO people oversampled").
-  TRAIN_ARGS=(--size 192 --max-stride 16 "${ARCH_ARGS[@]}" --n-aug 4 --coco-aug 24 --epochs 15 --eval-every 3)
+  TRAIN_ARGS=(--size 192 --max-stride 16 "${ARCH_ARGS[@]}" --n-aug 4 --coco-aug 24 --epochs 15 --eval-every 3 "${LOSS_ARGS[@]}")
   # A finished run trained with other arguments is not this command's output: train it again.
   if [ -f "$RUN/model.pt" ] && ! HERE="$HERE" "$PY" "$HERE/train.py" --check-args "$RUN/model.pt" "${TRAIN_ARGS[@]}"; then
     step "$RUN was trained with other arguments: training again"
@@ -71,7 +74,11 @@ else
     step "keypoint student"
     "$PY" "$HERE/train.py" --threads "$THREADS" --out "$RUN" "${TRAIN_ARGS[@]}"
   fi
-  # 3 more agents per keypoint on the finished stem: ~6 min on 2 threads.
+  # 3 more agents per keypoint on the finished stem: ~3 min on 2 threads (kept if trained with these arguments).
+  if [ -f "$RUN/extra/model.pt" ] && ! "$PY" "$HERE/subcell.py" --check-args "$RUN/extra/model.pt" "${EXTRA_ARGS[@]}"; then
+    step "$RUN/extra was trained with other arguments: training again"
+    rm -rf "$RUN/extra"
+  fi
   if [ ! -f "$RUN/extra/model.pt" ]; then
     step "3 more agents per keypoint on the frozen stem"
     "$PY" "$HERE/subcell_feats.py" "$RUN"

@@ -46,6 +46,8 @@ def parse():
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--wd", type=float, default=1e-4)
     ap.add_argument("--sigma", type=float, default=0.9, help="Gaussian sigma (sub-cells for kp-ch 6, cells for 3)")
+    ap.add_argument("--soft", type=float, default=0.0,
+                    help="kp-ch 3: weight of Thunder's heatmaps in the heat target, as train.py --soft (its cache)")
     ap.add_argument("--loss", default="bce", choices=["bce", "focal"])
     ap.add_argument("--w-off", type=float, default=2.0)
     ap.add_argument("--orad", type=float, default=1.5, help="offset loss on cells within this many cells")
@@ -107,10 +109,13 @@ def make_targets(kps, H, W, stride, kp_ch, sigma, orad):
     return heat, off, omask
 
 
-def loss_fn(y, kps, bagmask, a, stride):
+def loss_fn(y, kps, bagmask, a, stride, soft=None):
     B, K, A, C, H, W = y.shape
     hl, ol = heat_and_offsets(y, kps, a.kp_ch, stride)
     heat, off, omask = make_targets(kps, H, W, stride, a.kp_ch, a.sigma, a.orad)
+    if soft is not None:  # as train.loss_fn: Thunder's heat in a 3-cell window around the label
+        window = make_targets(kps, H, W, stride, a.kp_ch, 3.0, a.orad)[0]
+        heat = (1 - a.soft) * heat + a.soft * soft * window
     kw = (kps[..., 2] != 0).float()[:, :, None] * bagmask  # B,K,A
     ht = heat[:, :, None].expand_as(hl)
     if a.loss == "bce":
@@ -151,6 +156,11 @@ def main():
         fpath = glob.glob(os.path.join(CACHE, "feats", f"*_neck_{neck_tag(a.base)}.pt"))[0]
     feats, kps, pid = torch.load(fpath, weights_only=False)
     say(f"[features] {fpath} {tuple(feats.shape)}")
+    soft = None
+    if a.soft:  # train.py --soft's cache for the same crops
+        assert a.kp_ch == 3, "--soft needs --kp-ch 3"
+        soft = torch.load(fpath.split("_neck_")[0] + "_soft.pt", weights_only=False)
+        assert len(soft) == len(feats)
     kps_t = torch.from_numpy(kps)
     targs = {**ta, "apk": a.apk, "hidden": a.hidden, "kp_ch": a.kp_ch, "bag": a.bag, "seed": a.seed,
              "agents_only": vars(a)}
@@ -184,7 +194,7 @@ def main():
             j = perm[b:b + a.bs]
             y = model.agents(feats[j].float())
             y = y.view(y.shape[0], 17, a.apk, a.kp_ch, y.shape[-2], y.shape[-1])
-            lh, lo = loss_fn(y, kps_t[j], bag_t[j], a, model.stride)
+            lh, lo = loss_fn(y, kps_t[j], bag_t[j], a, model.stride, None if soft is None else soft[j].float())
             loss = lh + a.w_off * lo
             opt.zero_grad()
             loss.backward()

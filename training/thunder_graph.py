@@ -47,16 +47,19 @@ def load_backbone(upto="block_9_add"):
             raise ValueError("unexpected op in backbone: " + n.op_type)
         if upto in n.output[0]:
             break
-    # drop dead branches (e.g. FPN lateral convs that the graph interleaves with the backbone)
+    ops = live_ops(ops)  # drop dead branches (e.g. FPN lateral convs that the graph interleaves with the backbone)
+    norm = (float(inits["Const_40:0"].reshape(-1)[0]), -float(inits["Const_41:0"]))
+    return ops, norm
+
+
+def live_ops(ops):
+    """The ops the last one depends on, with src/a/b renumbered."""
     live = {len(ops) - 1}
     for k in range(len(ops) - 1, -1, -1):
         if k in live:
             o = ops[k]
-            for s in ([o["src"]] if o["op"] == "conv" else [o["a"], o["b"]]):
-                if s >= 0:
-                    live.add(s)
-    remap = {-1: -1}
-    kept = []
+            live.update(s for s in ([o["src"]] if o["op"] == "conv" else [o["a"], o["b"]]) if s >= 0)
+    remap, kept = {-1: -1}, []
     for k, o in enumerate(ops):
         if k in live:
             remap[k] = len(kept)
@@ -66,6 +69,4 @@ def load_backbone(upto="block_9_add"):
             else:
                 o["a"], o["b"] = remap[o["a"]], remap[o["b"]]
             kept.append(o)
-    ops = kept
-    norm = (float(inits["Const_40:0"].reshape(-1)[0]), -float(inits["Const_41:0"]))
-    return ops, norm
+    return kept

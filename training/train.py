@@ -3,7 +3,8 @@
 Pipeline (all seeded):
   1. teacher labels (label.py cache)          2. augmented square crops, keypoints follow transforms
   3. frozen part of the transferred stem run once per crop -> cached features (fp16)
-  4. train the stem's tail + neck + agents on the cache (heatmap BCE + sub-pixel offset L1)
+  4. train the stem's tail + neck + agents on the cache (heatmap BCE + sub-pixel offset L1); with --soft the
+     heatmap target is Thunder's own heatmap of each crop near the label (computed once, cached)
   5. pycocotools keypoint AP (GT boxes) of the fused agents, float; then export + int8 simulation (export.py)
 
     python training/train.py --out /work/cache/train/runs/final          # full run
@@ -44,6 +45,9 @@ def parse():
                     help="first train the blocks from --train-from on only to match unpruned Thunder's backbone output "
                          "for this many epochs, then freeze them but the last --train-blocks and train as usual")
     ap.add_argument("--distill-lr", type=float, default=1e-3, help="peak learning rate of --distill-epochs")
+    ap.add_argument("--soft", type=float, default=0.0,
+                    help="weight of Thunder's own keypoint heatmaps (run on each augmented crop, max-pooled to the "
+                         "student's grid) in the heatmap target; the rest is the Gaussian around the label (0 = none)")
     ap.add_argument("--max-stride", type=int, default=16, help="output stride of the stem (8: later stride-2 convs run at 1)")
     ap.add_argument("--apk", type=int, default=3, help="agents per keypoint")
     ap.add_argument("--hidden", type=int, default=8)
@@ -171,6 +175,43 @@ def prune_stem(stem, feats, start, spec, say, n=512):
         say(f"[prune] block {b}: {h} of {len(imp)} hidden channels kept ({imp[keep].sum() / imp.sum():.0%} of the importance)")
 
 
+def soft_targets(fpath, lab, idx, a, stride, kps, say):
+    """Thunder's keypoint heatmaps (its sigmoid output at stride 4) of every augmented crop, the crop resized to
+    Thunder's 256 px, max-pooled to the student's grid: (N, 17, G, G) half. Cached beside the features; the crops
+    are rebuilt (same seed) to compute them."""
+    spath = fpath[:-3] + "_soft.pt"
+    if os.path.exists(spath):
+        return torch.load(spath, weights_only=False)
+    import cv2
+    import onnx
+    import onnxruntime as ort
+    from common import TEACHERS
+    m = onnx.load(os.path.join(TEACHERS, "movenet-thunder.onnx"))
+    name = "StatefulPartitionedCall/Sigmoid:0"  # the keypoint heatmap head (Sigmoid_1 is the centre head)
+    m.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = a.threads, 1
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0].name
+    crops, kps2, _ = build_crops(lab, idx, a.size, a.n_aug, a.seed, coco_aug=a.coco_aug, lowres=a.lowres)
+    assert np.array_equal(kps2, kps), "rebuilt crops differ from the cached features' crops"
+    G = a.size // stride
+    out, t0 = [], time.time()
+    for i, c in enumerate(crops):
+        x = cv2.resize(c, (256, 256), interpolation=cv2.INTER_LINEAR)
+        h = sess.run([name], {inp: x[None].astype(np.int32)})[0][0]
+        assert h.shape == (17, 64, 64), h.shape
+        out.append(F.adaptive_max_pool2d(torch.from_numpy(h)[None], G)[0].half())
+        if i % 2000 == 0:
+            el = time.time() - t0
+            say(f"[soft] {i}/{len(crops)} {el:.0f}s eta {el / (i + 1) * (len(crops) - i):.0f}s")
+    soft = torch.stack(out)
+    torch.save(soft, spath + ".tmp")
+    os.replace(spath + ".tmp", spath)
+    say(f"[soft] Thunder heatmaps {tuple(soft.shape)}, mean peak {soft.float().amax((-1, -2)).mean():.2f}")
+    return soft
+
+
 def targets(kps, G, stride, sigma):
     """kps (B,17,3) crop px + weight -> heat target (B,17,G,G), offset target (B,17,2,G,G), offset mask."""
     c = (torch.arange(G).float() + 0.5)
@@ -192,9 +233,14 @@ def grid_scale(h, w):
     return 64.0 / (h * w)
 
 
-def loss_fn(y, kps, bagmask, stride, sigma):
+def loss_fn(y, kps, bagmask, stride, sigma, soft=None, soft_w=0.0):
     B, K, A, _, G, _ = y.shape
     heat, off, omask = targets(kps, G, stride, sigma)
+    if soft is not None:
+        # Thunder's heat near this person's label only (a 3-cell Gaussian window): the crop may show other people,
+        # whose joints Thunder's map also lights up
+        window = targets(kps, G, stride, 3.0)[0]
+        heat = (1 - soft_w) * heat + soft_w * soft * window
     kw = (kps[..., 2] != 0).float()[:, :, None] * bagmask  # B,17,A
     bce = F.binary_cross_entropy_with_logits(y[:, :, :, 0], heat[:, :, None].expand(-1, -1, A, -1, -1), reduction="none")
     lh = (bce.sum((-1, -2)) * kw).sum() / kw.sum().clamp_min(1) * grid_scale(G, G)
@@ -269,6 +315,9 @@ def main():
         os.makedirs(os.path.dirname(fpath), exist_ok=True)
         torch.save((feats, kps, pid), fpath + ".tmp")
         os.replace(fpath + ".tmp", fpath)
+    soft = None
+    if a.soft:
+        soft = soft_targets(fpath, lab, idx, a, model.stride, kps, say)
     teacher = None
     if a.distill or a.distill_epochs:
         # unpruned Thunder's backbone output of every crop, the target of the distillation loss
@@ -325,7 +374,8 @@ def main():
             fb = stem_tail(stem, feats[j].float(), start, neck=False)
             y = model.agents(stem.neck(fb) if stem.neck is not None else fb)
             y = y.view(y.shape[0], 17, a.apk, 3, y.shape[-2], y.shape[-1])
-            lh, lo = loss_fn(y, kps_t[j], bag_t[j], model.stride, a.sigma)
+            lh, lo = loss_fn(y, kps_t[j], bag_t[j], model.stride, a.sigma,
+                             None if soft is None else soft[j].float(), a.soft)
             loss = lh + a.off_weight * lo
             if a.distill:
                 ld = (fb - teacher[j].float()).pow(2).mean() / t_var
