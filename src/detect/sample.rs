@@ -139,22 +139,48 @@ impl Sampler {
                 f32::from(img.data[i])
             }
         };
+        let ps = img.pixel_stride;
         for v in 0..side {
             let row = tap(v, win.v0);
             let (y0, fy) = (row.i0, row.w1);
+            let rows_inside = y0 >= 0 && y0 + 1 < h;
             let out_row = &mut out[v * side * 3..(v + 1) * side * 3];
             for (u, col) in self.cols.iter().enumerate() {
                 let (x0, fx) = (col.i0, col.w1);
-                for ch in 0..3 {
-                    let top = texel(x0, y0, ch) * (1.0 - fx) + texel(x0 + 1, y0, ch) * fx;
-                    let bottom =
-                        texel(x0, y0 + 1, ch) * (1.0 - fx) + texel(x0 + 1, y0 + 1, ch) * fx;
-                    let p = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as usize;
-                    out_row[u * 3 + ch] = self.table[p];
+                let px = &mut out_row[u * 3..u * 3 + 3];
+                if rows_inside && x0 >= 0 && x0 + 1 < w {
+                    // All four taps inside the image (most of a crop): no border tests. Same
+                    // arithmetic, in the same order, as the general case below.
+                    let top_left = y0 as usize * img.stride + x0 as usize * ps;
+                    let bottom_left = top_left + img.stride;
+                    for (o, &off) in px.iter_mut().zip(&img.offsets) {
+                        let t = |i: usize| f32::from(img.data[i + off]);
+                        let top = t(top_left) * (1.0 - fx) + t(top_left + ps) * fx;
+                        let bottom = t(bottom_left) * (1.0 - fx) + t(bottom_left + ps) * fx;
+                        *o = self.table[round_level(top * (1.0 - fy) + bottom * fy)];
+                    }
+                } else {
+                    for (ch, o) in px.iter_mut().enumerate() {
+                        let top = texel(x0, y0, ch) * (1.0 - fx) + texel(x0 + 1, y0, ch) * fx;
+                        let bottom =
+                            texel(x0, y0 + 1, ch) * (1.0 - fx) + texel(x0 + 1, y0 + 1, ch) * fx;
+                        *o = self.table[round_level(top * (1.0 - fy) + bottom * fy)];
+                    }
                 }
             }
         }
     }
+}
+
+/// `p.round().clamp(0.0, 255.0) as usize` for a blend of pixel levels (`0 <= p < 256`) without
+/// `f32::round`, which is a libm call on a baseline x86-64 build (no SSE4.1): truncate `p + 0.5`,
+/// then undo the one case where that sum rounds up in f32 (`p` just below `k + 0.5`; `r - 0.5` is
+/// exact, `r - p` is not). Checked against `round` on every f32 in `0..=256`.
+#[inline(always)]
+fn round_level(p: f32) -> usize {
+    let p = p.clamp(0.0, 255.0);
+    let r = (p + 0.5) as usize;
+    if r as f32 - 0.5 > p { r - 1 } else { r }
 }
 
 #[cfg(test)]
@@ -182,6 +208,30 @@ mod tests {
         let w = Window::square(100.0, 50.0, 64.0, 128);
         assert_eq!(w.to_image(64.0, 64.0), (100.0, 50.0));
         assert_eq!(w.to_image(0.0, 0.0), (68.0, 18.0));
+    }
+
+    #[test]
+    fn round_level_is_round_then_clamp() {
+        // Around every half level, a few ulps either side, and every exact level.
+        for k in 0..=256u32 {
+            let half = k as f32 - 0.5;
+            let mut x = half;
+            for _ in 0..8 {
+                x = f32::from_bits(x.to_bits() - 1);
+            }
+            for _ in 0..17 {
+                if x >= 0.0 {
+                    assert_eq!(round_level(x), x.round().clamp(0.0, 255.0) as usize, "{x}");
+                }
+                x = f32::from_bits(x.to_bits() + 1);
+            }
+            assert_eq!(round_level(k as f32), (k as usize).min(255));
+        }
+        for x in [
+            0.0, 1e-30, 0.25, 0.49999997, 0.5, 127.49999, 254.5, 255.0, 300.0,
+        ] {
+            assert_eq!(round_level(x), x.round().clamp(0.0, 255.0) as usize, "{x}");
+        }
     }
 
     #[test]

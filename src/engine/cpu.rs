@@ -109,6 +109,15 @@ enum Isa {
 }
 
 impl Isa {
+    /// Whether dense 1x1 layers run on quad planes (`vpdpbusd`: the VNNI instruction sets).
+    fn has_quads(self) -> bool {
+        match self {
+            Isa::Wide => false,
+            #[cfg(target_arch = "x86_64")]
+            Isa::X86(isa) => isa.has_dpbusd(),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Isa::Wide => "wide",
@@ -181,6 +190,60 @@ struct SimdLayer {
     hi: Vec<i32>,
     /// Sigmoid only, applied per lane.
     lut: Option<SimdLut>,
+    /// Dense 1x1 layers only, for the VNNI `vpdpbusd` path ([`x86`]'s `conv_quads`): the input
+    /// is first repacked as `q + 128` bytes, four channels per lane ("quad planes"), so one
+    /// instruction does 32 multiply-adds instead of `vpdpwssd`'s 16.
+    quads: Option<QuadWeights>,
+}
+
+/// Weights of a dense 1x1 layer for quad planes.
+#[derive(Clone, Debug)]
+struct QuadWeights {
+    /// Quad planes of the input, `ceil(src.pairs / 2)`.
+    count: usize,
+    /// Added to each centred i16 of the input so that its low byte is `q + 128`
+    /// (`128 + zp_in`; the bytes are then unsigned, as `vpdpbusd` wants them).
+    offset: i32,
+    /// `[co][quad]`: four i8 weights per lane in the byte order of the quad planes, input
+    /// channels `4g, 4g + 2, 4g + 1, 4g + 3` (see `x86::pairs_to_quads`).
+    packed: Vec<i32>,
+    /// The bias less `offset * sum(w)`, which undoes the offset: `sum(w * (x + offset))`.
+    bias: Vec<i32>,
+}
+
+impl QuadWeights {
+    fn new(layer: &QuantLayer, src: &PlaneGeom, out_even: usize) -> Option<Self> {
+        let spec = layer.spec;
+        if spec.kernel != 1 || spec.stride != 1 || spec.is_depthwise() {
+            return None;
+        }
+        let count = src.pairs.div_ceil(2);
+        let offset = 128 + layer.input_q.zero_point;
+        let w = |co: usize, ci: usize| {
+            if co < spec.out_c && ci < spec.in_c {
+                i32::from(layer.weights[co * spec.in_c + ci])
+            } else {
+                0
+            }
+        };
+        let mut packed = Vec::with_capacity(out_even * count);
+        let mut bias = Vec::with_capacity(out_even);
+        for co in 0..out_even {
+            for g in 0..count {
+                let bytes = [4 * g, 4 * g + 2, 4 * g + 1, 4 * g + 3].map(|ci| w(co, ci) as i8);
+                packed.push(i32::from_le_bytes(bytes.map(|b| b as u8)));
+            }
+            let sum: i32 = (0..spec.in_c).map(|ci| w(co, ci)).sum();
+            let b = if co < spec.out_c { layer.bias[co] } else { 0 };
+            bias.push(b - offset * sum);
+        }
+        Some(Self {
+            count,
+            offset,
+            packed,
+            bias,
+        })
+    }
 }
 
 /// Lookup-table finish of a sigmoid layer (see `QuantLayer::finish`).
@@ -230,7 +293,9 @@ impl SimdLayer {
         }
         let zp = layer.output_q.zero_point;
         let ch = |c: usize| c < spec.out_c;
+        let quads = QuadWeights::new(layer, &src, out_even);
         Self {
+            quads,
             depthwise: spec.is_depthwise(),
             kernel: spec.kernel,
             conv_stride: spec.stride,
@@ -285,6 +350,8 @@ struct AgentPlan {
 struct Worker {
     bytes: [Vec<i8>; 2],
     planes: [Vec<i32>; 2],
+    /// The input of a dense 1x1 layer as quad planes (VNNI only; else empty).
+    quads: Vec<i32>,
 }
 
 impl Worker {
@@ -293,6 +360,7 @@ impl Worker {
     fn reset(&mut self) {
         self.bytes.iter_mut().for_each(|b| b.fill(0));
         self.planes.iter_mut().for_each(|p| p.fill(0));
+        self.quads.fill(0);
     }
 }
 
@@ -360,7 +428,7 @@ impl CpuSwarm {
         let isa = kernel.isa()?;
         let mut agents = Vec::with_capacity(swarm.len());
         let mut offsets = vec![0usize];
-        let (mut max_bytes, mut max_planes, mut macs) = (0usize, 0usize, 0u64);
+        let (mut max_bytes, mut max_planes, mut max_quads, mut macs) = (0, 0, 0, 0u64);
         for net in swarm.agents() {
             let mut shapes = vec![input_shape];
             for spec in net.specs() {
@@ -377,6 +445,11 @@ impl CpuSwarm {
             for s in &shapes[1..] {
                 max_bytes = max_bytes.max(s.h * s.w * s.c);
                 max_planes = max_planes.max(PlaneGeom::new(*s).total);
+            }
+            for layer in simd.iter().filter(|_| isa.has_quads()) {
+                if let Some(q) = &layer.quads {
+                    max_quads = max_quads.max(q.count * layer.src.plane_len);
+                }
             }
             let out_len = shapes[shapes.len() - 1].h
                 * shapes[shapes.len() - 1].w
@@ -406,6 +479,11 @@ impl CpuSwarm {
         let worker = Worker {
             bytes: [vec![0; bytes], vec![0; bytes]],
             planes: [vec![0; planes], vec![0; planes]],
+            quads: if kernel.uses_planes() {
+                vec![0; max_quads]
+            } else {
+                Vec::new()
+            },
         };
         let input_geom = PlaneGeom::new(input_shape);
         Ok(Self {
@@ -731,7 +809,15 @@ fn forward_simd(
             (false, 1) => (&a[..], &mut b[..]),
             (false, _) => (&b[..], &mut a[..]),
         };
-        conv_layer(layer, src, dst, 0..layer.dst.pairs, isa, split_depth);
+        let input = match &layer.quads {
+            Some(q) if isa.has_quads() => {
+                let quads = &mut worker.quads[..q.count * layer.src.plane_len];
+                fill_quads(layer, q, src, quads, 0, isa, split_depth);
+                LayerInput::Quads(quads)
+            }
+            _ => LayerInput::Pairs(src),
+        };
+        conv_layer(layer, input, dst, 0..layer.dst.pairs, isa, split_depth);
     }
     let last = &plan.simd[n - 1];
     let result = if n % 2 == 1 { &a[..] } else { &b[..] };
@@ -779,11 +865,46 @@ fn requant8(layer: &SimdLayer, c: usize, acc: i32x8) -> i32x8 {
     }
 }
 
+/// What a layer reads: pair planes, or (dense 1x1 layers on VNNI) the same map as quad planes.
+#[derive(Clone, Copy)]
+enum LayerInput<'a> {
+    Pairs(&'a [i32]),
+    Quads(&'a [i32]),
+}
+
+/// Repacks the pair planes `src` into the quad planes `quads` (which start at quad `first`),
+/// split over rayon like [`conv_layer`].
+fn fill_quads(
+    layer: &SimdLayer,
+    q: &QuadWeights,
+    src: &[i32],
+    quads: &mut [i32],
+    first: usize,
+    isa: Isa,
+    split_depth: u32,
+) {
+    let plane = layer.src.plane_len;
+    let n = quads.len() / plane;
+    if split_depth > 0 && n >= 2 && quads.len() >= 1 << 15 {
+        let (l, r) = quads.split_at_mut(n / 2 * plane);
+        rayon::join(
+            || fill_quads(layer, q, src, l, first, isa, split_depth - 1),
+            || fill_quads(layer, q, src, r, first + n / 2, isa, split_depth - 1),
+        );
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Isa::X86(isa) = isa {
+        return x86::pairs_to_quads(isa, layer.src.pairs, plane, q.offset, src, quads, first);
+    }
+    unreachable!("quad planes are only built for the VNNI kernels ({isa:?})");
+}
+
 /// Output pair planes `pairs` of one layer into `dst` (which starts at plane `pairs.start`),
 /// split in halves over rayon `split_depth` times. Planes are disjoint, so halves never race.
 fn conv_layer(
     layer: &SimdLayer,
-    src: &[i32],
+    input: LayerInput,
     dst: &mut [i32],
     pairs: std::ops::Range<usize>,
     isa: Isa,
@@ -795,11 +916,21 @@ fn conv_layer(
         let mid = pairs.start + pairs.len() / 2;
         let (l, r) = dst.split_at_mut((mid - pairs.start) * layer.dst.plane_len);
         rayon::join(
-            || conv_layer(layer, src, l, pairs.start..mid, isa, split_depth - 1),
-            || conv_layer(layer, src, r, mid..pairs.end, isa, split_depth - 1),
+            || conv_layer(layer, input, l, pairs.start..mid, isa, split_depth - 1),
+            || conv_layer(layer, input, r, mid..pairs.end, isa, split_depth - 1),
         );
         return;
     }
+    let src = match input {
+        LayerInput::Pairs(src) => src,
+        LayerInput::Quads(quads) => {
+            #[cfg(target_arch = "x86_64")]
+            if let Isa::X86(isa) = isa {
+                return x86::conv_quads(isa, layer, quads, dst, pairs);
+            }
+            unreachable!("quad planes are only built for the VNNI kernels ({isa:?})");
+        }
+    };
     #[cfg(target_arch = "x86_64")]
     if let Isa::X86(isa) = isa {
         return x86::conv(isa, layer, src, dst, pairs);

@@ -43,9 +43,15 @@ impl X86Isa {
 
     /// The best instruction set of this CPU, if any.
     pub(super) fn detect() -> Option<Self> {
-        [Self::AvxVnni, Self::Avx512Vnni, Self::Avx2]
+        [Self::Avx512Vnni, Self::AvxVnni, Self::Avx2]
             .into_iter()
             .find(|&isa| Self::supports(isa))
+    }
+
+    /// Whether it has `vpdpbusd` (u8 x i8, four products per lane): dense 1x1 layers then run
+    /// on quad planes ([`conv_quads`]). AVX2's `vpmaddubsw` saturates, so AVX2 keeps pairs.
+    pub(super) fn has_dpbusd(self) -> bool {
+        self != Self::Avx2
     }
 
     pub(super) fn name(self) -> &'static str {
@@ -184,11 +190,18 @@ unsafe fn conv_blocks<const MAC: u8, const S: usize, const DW: bool>(
             q += if two { 2 } else { 1 };
         }
     }
-    for plane in dst.chunks_exact_mut(dg.plane_len).take(pairs.len()) {
+    restore_borders(layer, dst, pairs.len());
+}
+
+/// Zeroes the border of the first `n` planes of `dst`, which the blocks overwrote (and any
+/// stale lanes), so that the next layer reads "SAME" padding as zeros.
+fn restore_borders(layer: &SimdLayer, dst: &mut [i32], n: usize) {
+    let dg = &layer.dst;
+    let MapShape { h, w, .. } = dg.shape;
+    for plane in dst.chunks_exact_mut(dg.plane_len).take(n) {
         plane[..dg.stride].fill(0);
         plane[(h + 1) * dg.stride..].fill(0);
         for oy in 0..h {
-            // Restore the zero border the blocks overwrote (and any stale lanes).
             let row = (oy + 1) * dg.stride;
             plane[row] = 0;
             plane[row + w + 1..row + dg.stride].fill(0);
@@ -216,10 +229,10 @@ unsafe fn block<const MAC: u8, const NP: usize, const NV: usize, const S: usize,
 ) {
     // SAFETY: the caller enables the instruction set and checked the bounds of the loads.
     unsafe {
-        let (sg, dg) = (&layer.src, &layer.dst);
+        let sg = &layer.src;
         let k = layer.kernel;
         let taps = k * k;
-        let mut acc = [[_mm256_setzero_si256(); NV]; 4];
+        let mut acc = [[_mm256_setzero_si256(); NV]; 8];
         for (c, row) in acc.iter_mut().enumerate().take(2 * NP) {
             *row = [_mm256_set1_epi32(layer.bias[2 * b.q + c]); NV];
         }
@@ -245,24 +258,61 @@ unsafe fn block<const MAC: u8, const NP: usize, const NV: usize, const S: usize,
                         }
                     }
                 } else {
-                    let weights: [&[i32]; 4] = std::array::from_fn(|c| {
+                    let weights = std::array::from_fn(|c| {
                         let c = 2 * b.q + c.min(2 * NP - 1);
-                        &layer.packed[(c * taps + t) * sg.pairs..][..sg.pairs]
+                        layer.packed[(c * taps + t) * sg.pairs..].as_ptr()
                     });
-                    for p in 0..sg.pairs {
-                        let at = row.add(p * sg.plane_len);
-                        let v: [__m256i; NV] =
-                            std::array::from_fn(|j| load::<S>(at.add(8 * S * j)));
-                        for c in 0..2 * NP {
-                            let wv = _mm256_set1_epi32(*weights[c].get_unchecked(p));
-                            for j in 0..NV {
-                                acc[c][j] = mac::<MAC>(acc[c][j], v[j], wv);
-                            }
-                        }
-                    }
+                    let (n, len) = (sg.pairs, sg.plane_len);
+                    dense_step::<NP, NV, S>(&mut acc, row, len, n, weights, |a, v, w| {
+                        mac::<MAC>(a, v, w)
+                    });
                 }
             }
         }
+        store::<NP, NV>(layer, dst, b, &acc);
+    }
+}
+
+/// One tap of a dense layer: for each of the `n` input planes (`len` lanes apart) from `row`,
+/// `NV` loads, each multiplied by the broadcast weight `weights[c][plane]` of each of the
+/// `2 * NP` output channels into `acc[c]` with `mac`.
+#[inline(always)]
+unsafe fn dense_step<const NP: usize, const NV: usize, const S: usize>(
+    acc: &mut [[__m256i; NV]; 8],
+    row: *const i32,
+    len: usize,
+    n: usize,
+    weights: [*const i32; 8],
+    mac: impl Fn(__m256i, __m256i, __m256i) -> __m256i,
+) {
+    // SAFETY: the caller enables the instruction set and checked the bounds of the loads;
+    // each `weights[c]` holds `n` lanes.
+    unsafe {
+        for p in 0..n {
+            let at = row.add(p * len);
+            let v: [__m256i; NV] = std::array::from_fn(|j| load::<S>(at.add(8 * S * j)));
+            for c in 0..2 * NP {
+                let wv = _mm256_set1_epi32(*weights[c].add(p));
+                for j in 0..NV {
+                    acc[c][j] = mac(acc[c][j], v[j], wv);
+                }
+            }
+        }
+    }
+}
+
+/// Requantises the accumulators of `NP` output pairs x `8 * NV` positions and stores them
+/// into their pair planes.
+#[inline(always)]
+unsafe fn store<const NP: usize, const NV: usize>(
+    layer: &SimdLayer,
+    dst: &mut [i32],
+    b: Block,
+    acc: &[[__m256i; NV]],
+) {
+    // SAFETY: the caller enables AVX2; the slices are bounds-checked.
+    unsafe {
+        let dg = &layer.dst;
         let out = (b.oy + 1) * dg.stride + b.x0 + 1;
         for p in 0..NP {
             let plane = &mut dst[(b.local + p) * dg.plane_len..][..dg.plane_len];
@@ -275,6 +325,191 @@ unsafe fn block<const MAC: u8, const NP: usize, const NV: usize, const S: usize,
                 let lanes = &mut plane[out + 8 * j..out + 8 * j + 8];
                 _mm256_storeu_si256(lanes.as_mut_ptr().cast(), packed);
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dense 1x1 layers on quad planes (`vpdpbusd`)
+
+/// Repacks pair planes into quad planes `first..` (as many as `quads` holds, `plane` lanes
+/// each): quad `g` packs pairs `2g` and `2g + 1` (pair `2g` again past the last pair: its
+/// weights are zero) as the bytes `x + offset` of channels `4g, 4g + 2, 4g + 1, 4g + 3`,
+/// where `x` is the centred i16 and `offset = 128 + zp`, so each byte is the unsigned `q + 128`.
+pub(super) fn pairs_to_quads(
+    isa: X86Isa,
+    pairs: usize,
+    plane: usize,
+    offset: i32,
+    src: &[i32],
+    quads: &mut [i32],
+    first: usize,
+) {
+    assert!(isa.has_dpbusd() && plane.is_multiple_of(8) && quads.len().is_multiple_of(plane));
+    assert!(src.len() >= pairs * plane && first + quads.len() / plane <= pairs.div_ceil(2));
+    // SAFETY: `X86Isa::supports` found AVX2 on this CPU; the loads stay in the checked planes.
+    unsafe { pairs_to_quads_avx2(pairs, plane, offset, src, quads, first) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn pairs_to_quads_avx2(
+    pairs: usize,
+    plane: usize,
+    offset: i32,
+    src: &[i32],
+    quads: &mut [i32],
+    first: usize,
+) {
+    // SAFETY: see `pairs_to_quads`.
+    unsafe {
+        let k = _mm256_set1_epi16(offset as i16);
+        let low_bytes = _mm256_set1_epi32(0x00ff_00ff);
+        for (i, out) in quads.chunks_exact_mut(plane).enumerate() {
+            let g = first + i;
+            let even = src.as_ptr().add(2 * g * plane);
+            let odd = src
+                .as_ptr()
+                .add((2 * g + 1).min(pairs - 1).max(2 * g) * plane);
+            for x in (0..plane).step_by(8) {
+                let a = _mm256_add_epi16(_mm256_loadu_si256(even.add(x).cast()), k);
+                let b = _mm256_add_epi16(_mm256_loadu_si256(odd.add(x).cast()), k);
+                let q = _mm256_or_si256(
+                    _mm256_and_si256(a, low_bytes),
+                    _mm256_slli_epi32::<8>(_mm256_and_si256(b, low_bytes)),
+                );
+                _mm256_storeu_si256(out.as_mut_ptr().add(x).cast(), q);
+            }
+        }
+    }
+}
+
+/// A dense 1x1 layer (stride 1) from quad planes, for the output pairs `pairs` into `dst`
+/// (which starts at plane `pairs.start`): bit-identical to [`conv`] on the pair planes.
+pub(super) fn conv_quads(
+    isa: X86Isa,
+    layer: &SimdLayer,
+    quads: &[i32],
+    dst: &mut [i32],
+    pairs: Range<usize>,
+) {
+    let dg = &layer.dst;
+    let q = layer.quads.as_ref().expect("a dense 1x1 layer");
+    if pairs.is_empty() || dg.shape.h == 0 || dg.shape.w == 0 {
+        return;
+    }
+    assert!(isa.has_dpbusd() && layer.kernel == 1 && layer.conv_stride == 1);
+    assert!(dst.len() >= pairs.len() * dg.plane_len);
+    // The last block reads 16 lanes from column `x0 + 1` of the last row: inside the plane.
+    assert!(quads.len() >= q.count * layer.src.plane_len && layer.src.stride >= dg.shape.w + 8);
+    // SAFETY: as in `conv`.
+    unsafe {
+        match isa {
+            X86Isa::AvxVnni => quads_avx_vnni(layer, quads, dst, pairs),
+            X86Isa::Avx512Vnni => quads_avx512_vnni(layer, quads, dst, pairs),
+            X86Isa::Avx2 => unreachable!("checked above"),
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn quads_avx_vnni(layer: &SimdLayer, quads: &[i32], dst: &mut [i32], pairs: Range<usize>) {
+    // SAFETY: forwarded from the caller.
+    unsafe { quad_rows::<DPWSSD_VEX, 3>(layer, quads, dst, pairs) }
+}
+
+#[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+unsafe fn quads_avx512_vnni(
+    layer: &SimdLayer,
+    quads: &[i32],
+    dst: &mut [i32],
+    pairs: Range<usize>,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe { quad_rows::<DPWSSD_EVEX, 4>(layer, quads, dst, pairs) }
+}
+
+/// Row by row, `NP` output pairs at a time (fewer at the end), 16 positions at a time (8 at
+/// the end of a row); then the zero borders.
+#[inline(always)]
+unsafe fn quad_rows<const MAC: u8, const NP: usize>(
+    layer: &SimdLayer,
+    quads: &[i32],
+    dst: &mut [i32],
+    pairs: Range<usize>,
+) {
+    let MapShape { h, w, .. } = layer.dst.shape;
+    let first = pairs.start;
+    for oy in 0..h {
+        let mut q = first;
+        while q < pairs.end {
+            let n = (pairs.end - q).min(NP);
+            let mut x0 = 0;
+            while x0 < w {
+                let at = Block {
+                    q,
+                    local: q - first,
+                    oy,
+                    x0,
+                };
+                let wide = w - x0 > 8;
+                // SAFETY: forwarded from the caller.
+                unsafe {
+                    match (n, wide) {
+                        (4, true) => quad_block::<MAC, 4, 2>(layer, quads, dst, at),
+                        (4, false) => quad_block::<MAC, 4, 1>(layer, quads, dst, at),
+                        (3, true) => quad_block::<MAC, 3, 2>(layer, quads, dst, at),
+                        (3, false) => quad_block::<MAC, 3, 1>(layer, quads, dst, at),
+                        (2, true) => quad_block::<MAC, 2, 2>(layer, quads, dst, at),
+                        (2, false) => quad_block::<MAC, 2, 1>(layer, quads, dst, at),
+                        (_, true) => quad_block::<MAC, 1, 2>(layer, quads, dst, at),
+                        (_, false) => quad_block::<MAC, 1, 1>(layer, quads, dst, at),
+                    }
+                }
+                x0 += 16;
+            }
+            q += n;
+        }
+    }
+    restore_borders(layer, dst, pairs.len());
+}
+
+/// `NP` output pairs x `8 * NV` positions: for every input quad, `NV` loads feed
+/// `2 * NP * NV` `vpdpbusd` (32 multiply-adds each).
+#[inline(always)]
+unsafe fn quad_block<const MAC: u8, const NP: usize, const NV: usize>(
+    layer: &SimdLayer,
+    quads: &[i32],
+    dst: &mut [i32],
+    b: Block,
+) {
+    // SAFETY: the caller enables the instruction set and checked the bounds of the loads.
+    unsafe {
+        let (sg, qw) = (&layer.src, layer.quads.as_ref().unwrap_unchecked());
+        let mut acc = [[_mm256_setzero_si256(); NV]; 8];
+        for (c, row) in acc.iter_mut().enumerate().take(2 * NP) {
+            *row = [_mm256_set1_epi32(qw.bias[2 * b.q + c]); NV];
+        }
+        let weights = std::array::from_fn(|c| {
+            let c = 2 * b.q + c.min(2 * NP - 1);
+            qw.packed[c * qw.count..].as_ptr()
+        });
+        let row = quads.as_ptr().add((b.oy + 1) * sg.stride + b.x0 + 1);
+        dense_step::<NP, NV, 1>(&mut acc, row, sg.plane_len, qw.count, weights, |a, v, w| {
+            dpbusd::<MAC>(a, v, w)
+        });
+        store::<NP, NV>(layer, dst, b, &acc);
+    }
+}
+
+/// `acc + sum of the four u8 x i8 byte products of each lane` (`v` unsigned, `w` signed);
+/// exact, no saturation.
+#[inline(always)]
+unsafe fn dpbusd<const MAC: u8>(acc: __m256i, v: __m256i, w: __m256i) -> __m256i {
+    // SAFETY: the caller enables the instruction set `MAC` names.
+    unsafe {
+        match MAC {
+            DPWSSD_VEX => _mm256_dpbusd_avx_epi32(acc, v, w),
+            _ => _mm256_dpbusd_epi32(acc, v, w),
         }
     }
 }
