@@ -116,20 +116,52 @@ impl Sampler {
     }
 
     /// Fills `out` (`side * side * 3`, HWC RGB) with the window of `img`. Allocates nothing.
+    /// The two halves of the rows run side by side when rayon has more than one thread.
     pub fn sample(&mut self, img: &RgbView, win: Window, out: &mut [i8]) {
         let side = self.side;
         debug_assert_eq!(out.len(), side * side * 3);
-        let tap = |u: usize, origin: f32| {
-            let x = (u as f32 - origin) / win.scale;
-            let f = x.floor();
-            Tap {
-                i0: f as isize,
-                w1: x - f,
-            }
-        };
         for (u, c) in self.cols.iter_mut().enumerate() {
-            *c = tap(u, win.u0);
+            *c = Tap::new(u, win.u0, win.scale);
         }
+        let rows = Rows {
+            img,
+            win,
+            cols: &self.cols,
+            table: &self.table,
+        };
+        if side >= 64 && rayon::current_num_threads() > 1 {
+            let (top, bottom) = out.split_at_mut(side / 2 * side * 3);
+            rayon::join(|| rows.fill(0, top), || rows.fill(side / 2, bottom));
+        } else {
+            rows.fill(0, out);
+        }
+    }
+}
+
+impl Tap {
+    /// The taps of input pixel `u` for a window starting at `origin` with `scale`.
+    fn new(u: usize, origin: f32, scale: f32) -> Self {
+        let x = (u as f32 - origin) / scale;
+        let f = x.floor();
+        Tap {
+            i0: f as isize,
+            w1: x - f,
+        }
+    }
+}
+
+/// What [`Sampler::sample`] shares between the threads filling its rows.
+struct Rows<'a> {
+    img: &'a RgbView<'a>,
+    win: Window,
+    cols: &'a [Tap],
+    table: &'a [i8; 256],
+}
+
+impl Rows<'_> {
+    /// Fills the rows from `first` on (as many as `out` holds) of the sampled window.
+    fn fill(&self, first: usize, out: &mut [i8]) {
+        let (img, side) = (self.img, self.cols.len());
         let (w, h) = (img.width as isize, img.height as isize);
         let texel = |x: isize, y: isize, ch: usize| -> f32 {
             if x < 0 || y < 0 || x >= w || y >= h {
@@ -140,11 +172,10 @@ impl Sampler {
             }
         };
         let ps = img.pixel_stride;
-        for v in 0..side {
-            let row = tap(v, win.v0);
+        for (v, out_row) in (first..).zip(out.chunks_exact_mut(side * 3)) {
+            let row = Tap::new(v, self.win.v0, self.win.scale);
             let (y0, fy) = (row.i0, row.w1);
             let rows_inside = y0 >= 0 && y0 + 1 < h;
-            let out_row = &mut out[v * side * 3..(v + 1) * side * 3];
             for (u, col) in self.cols.iter().enumerate() {
                 let (x0, fx) = (col.i0, col.w1);
                 let px = &mut out_row[u * 3..u * 3 + 3];

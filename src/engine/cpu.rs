@@ -895,7 +895,7 @@ fn fill_quads(
     }
     #[cfg(target_arch = "x86_64")]
     if let Isa::X86(isa) = isa {
-        return x86::pairs_to_quads(isa, layer.src.pairs, plane, q.offset, src, quads, first);
+        return x86::pairs_to_quads(isa, &layer.src, q.offset, src, quads, first);
     }
     unreachable!("quad planes are only built for the VNNI kernels ({isa:?})");
 }

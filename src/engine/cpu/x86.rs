@@ -12,7 +12,7 @@
 //! output channels per step, so each input load feeds up to 8 multiply-adds, and stride-2
 //! rows are loaded as two vectors and compacted with two shuffles.
 
-use super::{MapShape, SimdLayer, requant8};
+use super::{MapShape, PlaneGeom, SimdLayer, requant8};
 use std::arch::x86_64::*;
 use std::ops::Range;
 use wide::i32x8;
@@ -193,8 +193,11 @@ unsafe fn conv_blocks<const MAC: u8, const S: usize, const DW: bool>(
     restore_borders(layer, dst, pairs.len());
 }
 
-/// Zeroes the border of the first `n` planes of `dst`, which the blocks overwrote (and any
-/// stale lanes), so that the next layer reads "SAME" padding as zeros.
+/// Zeroes the one-pixel border of the first `n` planes of `dst`, so that the next layer reads
+/// "SAME" padding as zeros: the rows above and below (the buffer held other layers' planes
+/// before), and in each row the columns left and right of the data, which the blocks overwrote.
+/// The lanes further right hold garbage: only garbage output columns (`x >= w`) read them, and
+/// those columns are garbage in turn, down to the last layer, whose unpacking skips them.
 fn restore_borders(layer: &SimdLayer, dst: &mut [i32], n: usize) {
     let dg = &layer.dst;
     let MapShape { h, w, .. } = dg.shape;
@@ -204,7 +207,7 @@ fn restore_borders(layer: &SimdLayer, dst: &mut [i32], n: usize) {
         for oy in 0..h {
             let row = (oy + 1) * dg.stride;
             plane[row] = 0;
-            plane[row + w + 1..row + dg.stride].fill(0);
+            plane[row + w + 1] = 0;
         }
     }
 }
@@ -332,29 +335,32 @@ unsafe fn store<const NP: usize, const NV: usize>(
 // ---------------------------------------------------------------------------------------------
 // Dense 1x1 layers on quad planes (`vpdpbusd`)
 
-/// Repacks pair planes into quad planes `first..` (as many as `quads` holds, `plane` lanes
-/// each): quad `g` packs pairs `2g` and `2g + 1` (pair `2g` again past the last pair: its
-/// weights are zero) as the bytes `x + offset` of channels `4g, 4g + 2, 4g + 1, 4g + 3`,
+/// Repacks the pair planes `src` (geometry `g`) into quad planes `first..` (as many as
+/// `quads` holds): quad `g` packs pairs `2g` and `2g + 1` (pair `2g` again past the last pair:
+/// its weights are zero) as the bytes `x + offset` of channels `4g, 4g + 2, 4g + 1, 4g + 3`,
 /// where `x` is the centred i16 and `offset = 128 + zp`, so each byte is the unsigned `q + 128`.
+/// Only the lanes [`conv_quads`] reads are written: columns `0..w` rounded up to 8 of each row,
+/// no border (a 1x1 layer reads none).
 pub(super) fn pairs_to_quads(
     isa: X86Isa,
-    pairs: usize,
-    plane: usize,
+    g: &PlaneGeom,
     offset: i32,
     src: &[i32],
     quads: &mut [i32],
     first: usize,
 ) {
-    assert!(isa.has_dpbusd() && plane.is_multiple_of(8) && quads.len().is_multiple_of(plane));
-    assert!(src.len() >= pairs * plane && first + quads.len() / plane <= pairs.div_ceil(2));
+    let plane = g.plane_len;
+    assert!(isa.has_dpbusd() && quads.len().is_multiple_of(plane));
+    assert!(src.len() >= g.pairs * plane && first + quads.len() / plane <= g.pairs.div_ceil(2));
+    // Rows 1..=h, lanes 1..=w8 of each: inside the plane, since the stride is w8 + 8.
+    assert!(g.stride > g.shape.w.next_multiple_of(8));
     // SAFETY: `X86Isa::supports` found AVX2 on this CPU; the loads stay in the checked planes.
-    unsafe { pairs_to_quads_avx2(pairs, plane, offset, src, quads, first) }
+    unsafe { pairs_to_quads_avx2(g, offset, src, quads, first) }
 }
 
 #[target_feature(enable = "avx2")]
 unsafe fn pairs_to_quads_avx2(
-    pairs: usize,
-    plane: usize,
+    g: &PlaneGeom,
     offset: i32,
     src: &[i32],
     quads: &mut [i32],
@@ -364,20 +370,23 @@ unsafe fn pairs_to_quads_avx2(
     unsafe {
         let k = _mm256_set1_epi16(offset as i16);
         let low_bytes = _mm256_set1_epi32(0x00ff_00ff);
+        let (plane, w8) = (g.plane_len, g.shape.w.next_multiple_of(8));
         for (i, out) in quads.chunks_exact_mut(plane).enumerate() {
-            let g = first + i;
-            let even = src.as_ptr().add(2 * g * plane);
+            let q = first + i;
+            let even = src.as_ptr().add(2 * q * plane);
             let odd = src
                 .as_ptr()
-                .add((2 * g + 1).min(pairs - 1).max(2 * g) * plane);
-            for x in (0..plane).step_by(8) {
-                let a = _mm256_add_epi16(_mm256_loadu_si256(even.add(x).cast()), k);
-                let b = _mm256_add_epi16(_mm256_loadu_si256(odd.add(x).cast()), k);
-                let q = _mm256_or_si256(
-                    _mm256_and_si256(a, low_bytes),
-                    _mm256_slli_epi32::<8>(_mm256_and_si256(b, low_bytes)),
-                );
-                _mm256_storeu_si256(out.as_mut_ptr().add(x).cast(), q);
+                .add((2 * q + 1).min(g.pairs - 1).max(2 * q) * plane);
+            for y in 1..=g.shape.h {
+                for x in (y * g.stride + 1..y * g.stride + 1 + w8).step_by(8) {
+                    let a = _mm256_add_epi16(_mm256_loadu_si256(even.add(x).cast()), k);
+                    let b = _mm256_add_epi16(_mm256_loadu_si256(odd.add(x).cast()), k);
+                    let v = _mm256_or_si256(
+                        _mm256_and_si256(a, low_bytes),
+                        _mm256_slli_epi32::<8>(_mm256_and_si256(b, low_bytes)),
+                    );
+                    _mm256_storeu_si256(out.as_mut_ptr().add(x).cast(), v);
+                }
             }
         }
     }
