@@ -11,6 +11,11 @@
 //! kernel against the scalar one). What differs is the blocking: 16 output positions x 4
 //! output channels per step, so each input load feeds up to 8 multiply-adds, and stride-2
 //! rows are loaded as two vectors and compacted with two shuffles.
+//!
+//! With VNNI, dense 1x1 layers (three quarters of the stem's MACs) run on quad planes instead
+//! ([`conv_quads`]): `vpdpbusd` multiplies four u8 activations by four i8 weights per lane, 32
+//! multiply-adds per instruction against `vpdpwssd`'s 16, with 6 (AVX-VNNI, 16 registers) or 8
+//! (AVX512-VNNI, 32 registers) output channels per block.
 
 use super::{MapShape, PlaneGeom, SimdLayer, requant8};
 use std::arch::x86_64::*;
