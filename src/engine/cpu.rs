@@ -19,7 +19,7 @@
 //! On x86-64 the layers run with AVX2 or VNNI intrinsics chosen at run time ([`x86`]), since
 //! `wide` alone is compiled for the target's baseline (SSE2 on a portable build). With VNNI,
 //! dense 1x1 layers read their input repacked as "quad planes" (four channels per lane as the
-//! bytes `q + 128`, [`QuadWeights`]) for `vpdpbusd`, twice the multiply-adds of `vpdpwssd`.
+//! bytes `q + 128`, `QuadWeights`) for `vpdpbusd`, twice the multiply-adds of `vpdpwssd`.
 //! All variants are bit-identical.
 //!
 //! Failure isolation: each agent runs under `catch_unwind`. An agent that panics is flagged
