@@ -819,7 +819,14 @@ fn forward_simd(
             }
             _ => LayerInput::Pairs(src),
         };
-        conv_layer(layer, input, dst, 0..layer.dst.pairs, isa, split_depth);
+        // The x86 kernels skip the zero borders where nothing reads them: before a 1x1 layer
+        // on quad planes, and after the last layer.
+        let borders = plan
+            .simd
+            .get(l + 1)
+            .is_some_and(|next| next.quads.is_none() || !isa.has_quads());
+        let pairs = 0..layer.dst.pairs;
+        conv_layer(layer, input, dst, pairs, isa, split_depth, borders);
     }
     let last = &plan.simd[n - 1];
     let result = if n % 2 == 1 { &a[..] } else { &b[..] };
@@ -904,6 +911,7 @@ fn fill_quads(
 
 /// Output pair planes `pairs` of one layer into `dst` (which starts at plane `pairs.start`),
 /// split in halves over rayon `split_depth` times. Planes are disjoint, so halves never race.
+/// `borders`: whether the x86 kernels restore the zero borders (`x86::conv`).
 fn conv_layer(
     layer: &SimdLayer,
     input: LayerInput,
@@ -911,6 +919,7 @@ fn conv_layer(
     pairs: std::ops::Range<usize>,
     isa: Isa,
     split_depth: u32,
+    borders: bool,
 ) {
     // Below ~64k MACs a part, fork/join costs more than it saves.
     let part_macs = pairs.len() * 2 * layer.dst.shape.h * layer.dst.shape.w * layer.fan_in;
@@ -918,8 +927,28 @@ fn conv_layer(
         let mid = pairs.start + pairs.len() / 2;
         let (l, r) = dst.split_at_mut((mid - pairs.start) * layer.dst.plane_len);
         rayon::join(
-            || conv_layer(layer, input, l, pairs.start..mid, isa, split_depth - 1),
-            || conv_layer(layer, input, r, mid..pairs.end, isa, split_depth - 1),
+            || {
+                conv_layer(
+                    layer,
+                    input,
+                    l,
+                    pairs.start..mid,
+                    isa,
+                    split_depth - 1,
+                    borders,
+                )
+            },
+            || {
+                conv_layer(
+                    layer,
+                    input,
+                    r,
+                    mid..pairs.end,
+                    isa,
+                    split_depth - 1,
+                    borders,
+                )
+            },
         );
         return;
     }
@@ -928,14 +957,14 @@ fn conv_layer(
         LayerInput::Quads(quads) => {
             #[cfg(target_arch = "x86_64")]
             if let Isa::X86(isa) = isa {
-                return x86::conv_quads(isa, layer, quads, dst, pairs);
+                return x86::conv_quads(isa, layer, quads, dst, pairs, borders);
             }
             unreachable!("quad planes are only built for the VNNI kernels ({isa:?})");
         }
     };
     #[cfg(target_arch = "x86_64")]
     if let Isa::X86(isa) = isa {
-        return x86::conv(isa, layer, src, dst, pairs);
+        return x86::conv(isa, layer, src, dst, pairs, borders);
     }
     match (layer.conv_stride, layer.depthwise) {
         (1, false) => conv_simd::<1, false>(layer, src, dst, pairs),

@@ -69,13 +69,15 @@ impl X86Isa {
 }
 
 /// One layer for the output pairs `pairs` into `dst` (which starts at plane `pairs.start`),
-/// exactly as [`super::conv_simd`] computes it.
+/// exactly as [`super::conv_simd`] computes it; with `borders`, the zero borders a 3x3 layer
+/// reads as padding (see [`restore_borders`]).
 pub(super) fn conv(
     isa: X86Isa,
     layer: &SimdLayer,
     src: &[i32],
     dst: &mut [i32],
     pairs: Range<usize>,
+    borders: bool,
 ) {
     let dg = &layer.dst;
     if pairs.is_empty() || dg.shape.h == 0 || dg.shape.w == 0 {
@@ -95,10 +97,13 @@ pub(super) fn conv(
     // an `X86Isa` into a `CpuSwarm`); the bounds of every load are checked above.
     unsafe {
         match isa {
-            X86Isa::Avx2 => conv_avx2(layer, src, dst, pairs),
-            X86Isa::AvxVnni => conv_avx_vnni(layer, src, dst, pairs),
-            X86Isa::Avx512Vnni => conv_avx512_vnni(layer, src, dst, pairs),
+            X86Isa::Avx2 => conv_avx2(layer, src, dst, pairs.clone()),
+            X86Isa::AvxVnni => conv_avx_vnni(layer, src, dst, pairs.clone()),
+            X86Isa::Avx512Vnni => conv_avx512_vnni(layer, src, dst, pairs.clone()),
         }
+    }
+    if borders {
+        restore_borders(layer, dst, pairs.len());
     }
 }
 
@@ -158,7 +163,7 @@ unsafe fn conv_rows<const MAC: u8>(
 
 /// Row by row (so one input row of every plane stays in L1 while all output pairs read it),
 /// two output pairs at a time (one at the end of an odd count), 16 positions at a time (8 at
-/// the end of a row when no more are left); then the zero borders.
+/// the end of a row when no more are left).
 #[inline(always)]
 unsafe fn conv_blocks<const MAC: u8, const S: usize, const DW: bool>(
     layer: &SimdLayer,
@@ -195,11 +200,10 @@ unsafe fn conv_blocks<const MAC: u8, const S: usize, const DW: bool>(
             q += if two { 2 } else { 1 };
         }
     }
-    restore_borders(layer, dst, pairs.len());
 }
 
-/// Zeroes the one-pixel border of the first `n` planes of `dst`, so that the next layer reads
-/// "SAME" padding as zeros: the rows above and below (the buffer held other layers' planes
+/// Zeroes the one-pixel border of the first `n` planes of `dst`, so that a next 3x3 layer reads
+/// "SAME" padding as zeros (a 1x1 layer on quad planes, and the final unpacking, read no border): the rows above and below (the buffer held other layers' planes
 /// before), and in each row the columns left and right of the data, which the blocks overwrote.
 /// The lanes further right hold garbage: only garbage output columns (`x >= w`) read them, and
 /// those columns are garbage in turn, down to the last layer, whose unpacking skips them.
@@ -405,6 +409,7 @@ pub(super) fn conv_quads(
     quads: &[i32],
     dst: &mut [i32],
     pairs: Range<usize>,
+    borders: bool,
 ) {
     let dg = &layer.dst;
     let q = layer.quads.as_ref().expect("a dense 1x1 layer");
@@ -418,10 +423,13 @@ pub(super) fn conv_quads(
     // SAFETY: as in `conv`.
     unsafe {
         match isa {
-            X86Isa::AvxVnni => quads_avx_vnni(layer, quads, dst, pairs),
-            X86Isa::Avx512Vnni => quads_avx512_vnni(layer, quads, dst, pairs),
+            X86Isa::AvxVnni => quads_avx_vnni(layer, quads, dst, pairs.clone()),
+            X86Isa::Avx512Vnni => quads_avx512_vnni(layer, quads, dst, pairs.clone()),
             X86Isa::Avx2 => unreachable!("checked above"),
         }
+    }
+    if borders {
+        restore_borders(layer, dst, pairs.len());
     }
 }
 
@@ -443,7 +451,7 @@ unsafe fn quads_avx512_vnni(
 }
 
 /// Row by row, `NP` output pairs at a time (fewer at the end), 16 positions at a time (8 at
-/// the end of a row); then the zero borders.
+/// the end of a row).
 #[inline(always)]
 unsafe fn quad_rows<const MAC: u8, const NP: usize>(
     layer: &SimdLayer,
@@ -484,7 +492,6 @@ unsafe fn quad_rows<const MAC: u8, const NP: usize>(
             q += n;
         }
     }
-    restore_borders(layer, dst, pairs.len());
 }
 
 /// `NP` output pairs x `8 * NV` positions: for every input quad, `NV` loads feed
