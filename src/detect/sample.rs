@@ -175,6 +175,9 @@ impl Rows<'_> {
     /// `cache` holds two blended rows.
     fn fill(&self, first: usize, out: &mut [i8], cache: &mut [f32]) {
         let len = self.cols.len() * 3;
+        if len == 0 {
+            return;
+        }
         let (slot_a, slot_b) = cache.split_at_mut(len);
         let (mut top, mut bottom) = (slot_a, slot_b);
         // Source rows held by `top` and `bottom` (none yet).

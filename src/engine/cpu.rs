@@ -952,20 +952,13 @@ fn conv_layer(
         );
         return;
     }
-    let src = match input {
-        LayerInput::Pairs(src) => src,
-        LayerInput::Quads(quads) => {
-            #[cfg(target_arch = "x86_64")]
-            if let Isa::X86(isa) = isa {
-                return x86::conv_quads(isa, layer, quads, dst, pairs, borders);
-            }
-            unreachable!("quad planes are only built for the VNNI kernels ({isa:?})");
-        }
-    };
     #[cfg(target_arch = "x86_64")]
     if let Isa::X86(isa) = isa {
-        return x86::conv(isa, layer, src, dst, pairs, borders);
+        return x86::conv(isa, layer, input, dst, pairs, borders);
     }
+    let LayerInput::Pairs(src) = input else {
+        unreachable!("quad planes are only built for the VNNI kernels ({isa:?})");
+    };
     match (layer.conv_stride, layer.depthwise) {
         (1, false) => conv_simd::<1, false>(layer, src, dst, pairs),
         (1, true) => conv_simd::<1, true>(layer, src, dst, pairs),

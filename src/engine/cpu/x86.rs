@@ -17,7 +17,7 @@
 //! multiply-adds per instruction against `vpdpwssd`'s 16, with 6 (AVX-VNNI, 16 registers) or 8
 //! (AVX512-VNNI, 32 registers) output channels per block.
 
-use super::{MapShape, PlaneGeom, SimdLayer, requant8};
+use super::{LayerInput, MapShape, PlaneGeom, SimdLayer, requant8};
 use std::arch::x86_64::*;
 use std::ops::Range;
 use wide::i32x8;
@@ -69,12 +69,13 @@ impl X86Isa {
 }
 
 /// One layer for the output pairs `pairs` into `dst` (which starts at plane `pairs.start`),
-/// exactly as [`super::conv_simd`] computes it; with `borders`, the zero borders a 3x3 layer
-/// reads as padding (see [`restore_borders`]).
+/// exactly as [`super::conv_simd`] computes it, from pair planes or (dense 1x1 layers with
+/// VNNI) quad planes; with `borders`, the zero borders a 3x3 layer reads as padding (see
+/// [`restore_borders`]).
 pub(super) fn conv(
     isa: X86Isa,
     layer: &SimdLayer,
-    src: &[i32],
+    input: LayerInput,
     dst: &mut [i32],
     pairs: Range<usize>,
     borders: bool,
@@ -83,10 +84,21 @@ pub(super) fn conv(
     if pairs.is_empty() || dg.shape.h == 0 || dg.shape.w == 0 {
         return;
     }
+    assert!(dst.len() >= pairs.len() * dg.plane_len);
+    match input {
+        LayerInput::Pairs(src) => conv_pairs(isa, layer, src, dst, pairs.clone()),
+        LayerInput::Quads(quads) => conv_quads(isa, layer, quads, dst, pairs.clone()),
+    }
+    if borders {
+        restore_borders(layer, dst, pairs.len());
+    }
+}
+
+/// [`conv`] from pair planes.
+fn conv_pairs(isa: X86Isa, layer: &SimdLayer, src: &[i32], dst: &mut [i32], pairs: Range<usize>) {
     // The loads below are unchecked: check once that the padded geometry keeps them in `src`.
     assert!(layer.kernel <= 3 && layer.pad_y <= 1 && layer.pad_x <= 1);
     assert!(matches!(layer.conv_stride, 1 | 2));
-    assert!(dst.len() >= pairs.len() * dg.plane_len);
     let planes_read = if layer.depthwise {
         pairs.end
     } else {
@@ -97,13 +109,10 @@ pub(super) fn conv(
     // an `X86Isa` into a `CpuSwarm`); the bounds of every load are checked above.
     unsafe {
         match isa {
-            X86Isa::Avx2 => conv_avx2(layer, src, dst, pairs.clone()),
-            X86Isa::AvxVnni => conv_avx_vnni(layer, src, dst, pairs.clone()),
-            X86Isa::Avx512Vnni => conv_avx512_vnni(layer, src, dst, pairs.clone()),
+            X86Isa::Avx2 => conv_avx2(layer, src, dst, pairs),
+            X86Isa::AvxVnni => conv_avx_vnni(layer, src, dst, pairs),
+            X86Isa::Avx512Vnni => conv_avx512_vnni(layer, src, dst, pairs),
         }
-    }
-    if borders {
-        restore_borders(layer, dst, pairs.len());
     }
 }
 
@@ -203,8 +212,9 @@ unsafe fn conv_blocks<const MAC: u8, const S: usize, const DW: bool>(
 }
 
 /// Zeroes the one-pixel border of the first `n` planes of `dst`, so that a next 3x3 layer reads
-/// "SAME" padding as zeros (a 1x1 layer on quad planes, and the final unpacking, read no border): the rows above and below (the buffer held other layers' planes
-/// before), and in each row the columns left and right of the data, which the blocks overwrote.
+/// "SAME" padding as zeros (a 1x1 layer on quad planes, and the final unpacking, read no
+/// border): the rows above and below (the buffer held other layers' planes before), and in
+/// each row the columns left and right of the data, which the blocks overwrote.
 /// The lanes further right hold garbage: only garbage output columns (`x >= w`) read them, and
 /// those columns are garbage in turn, down to the last layer, whose unpacking skips them.
 fn restore_borders(layer: &SimdLayer, dst: &mut [i32], n: usize) {
@@ -401,35 +411,21 @@ unsafe fn pairs_to_quads_avx2(
     }
 }
 
-/// A dense 1x1 layer (stride 1) from quad planes, for the output pairs `pairs` into `dst`
-/// (which starts at plane `pairs.start`): bit-identical to [`conv`] on the pair planes.
-pub(super) fn conv_quads(
-    isa: X86Isa,
-    layer: &SimdLayer,
-    quads: &[i32],
-    dst: &mut [i32],
-    pairs: Range<usize>,
-    borders: bool,
-) {
+/// [`conv`] of a dense 1x1 layer (stride 1) from quad planes: bit-identical to the same layer
+/// on pair planes.
+fn conv_quads(isa: X86Isa, layer: &SimdLayer, quads: &[i32], dst: &mut [i32], pairs: Range<usize>) {
     let dg = &layer.dst;
     let q = layer.quads.as_ref().expect("a dense 1x1 layer");
-    if pairs.is_empty() || dg.shape.h == 0 || dg.shape.w == 0 {
-        return;
-    }
     assert!(isa.has_dpbusd() && layer.kernel == 1 && layer.conv_stride == 1);
-    assert!(dst.len() >= pairs.len() * dg.plane_len);
     // The last block reads 16 lanes from column `x0 + 1` of the last row: inside the plane.
     assert!(quads.len() >= q.count * layer.src.plane_len && layer.src.stride >= dg.shape.w + 8);
     // SAFETY: as in `conv`.
     unsafe {
         match isa {
-            X86Isa::AvxVnni => quads_avx_vnni(layer, quads, dst, pairs.clone()),
-            X86Isa::Avx512Vnni => quads_avx512_vnni(layer, quads, dst, pairs.clone()),
+            X86Isa::AvxVnni => quads_avx_vnni(layer, quads, dst, pairs),
+            X86Isa::Avx512Vnni => quads_avx512_vnni(layer, quads, dst, pairs),
             X86Isa::Avx2 => unreachable!("checked above"),
         }
-    }
-    if borders {
-        restore_borders(layer, dst, pairs.len());
     }
 }
 
