@@ -212,10 +212,11 @@ impl ObjectImpl for SwarmDetect {
                     .build(),
                 glib::ParamSpecUInt::builder("body-side")
                     .nick("Body-tier side")
-                    .blurb("Side in pixels of the letterboxed frame the body agents (person detection) run on: \
-                            larger finds smaller persons, at more compute (MACs grow with its square). A \
-                            multiple of the body stem's stride (16 for the built-in bundle). 0 = the bundle's \
-                            choice (the stem's input side, 192, for the built-in one)")
+                    .blurb("Long side in pixels of the letterboxed frame the body agents (person detection) run \
+                            on (the short side follows the frame's aspect ratio, rounded up to the stride: \
+                            192x144 for 4:3 video): larger finds smaller persons, at more compute (MACs grow \
+                            with its square). A multiple of the body stem's stride (16 for the built-in \
+                            bundle). 0 = the bundle's choice (the stem's input side, 192, for the built-in one)")
                     .minimum(0)
                     .maximum(1024)
                     .default_value(0)

@@ -4,8 +4,13 @@
 //! square crop it feeds the keypoint agents, whose candidates go into the [`PoseFrame`] for
 //! consensus.
 //!
+//! The letterbox keeps the frame's aspect ratio (`192x144` for 4:3 video: the stem is fully
+//! convolutional, so black bands would only cost compute); the body stem and swarm of each
+//! letterbox shape are built the first time a frame of that shape comes (the last few are kept).
+//!
 //! Everything is sized in [`Detector::new`]; [`Detector::detect`] allocates nothing except
-//! when a frame has more persons than any frame before (the frame's own vectors grow once).
+//! when a frame has more persons than any frame before (the frame's own vectors grow once) or
+//! a frame size not seen lately.
 //! Person crops run in parallel with rayon, one [`CropWorker`] (stem + keypoint swarms +
 //! scratch) per thread; with the test-time flip the workers pair up, one running a person's
 //! plain crop while the other runs its mirror image.
@@ -111,18 +116,19 @@ struct Stem {
 }
 
 impl Stem {
-    /// `net` reads a square RGB image of `input` shape (the bundle's stem, or its body stem).
+    /// `net` reads an RGB image of `input` shape (the bundle's stem on square crops, or its
+    /// body stem on the letterboxed frame).
     fn new(net: &QuantNet, input: MapShape, backend: Backend) -> Result<Self, DetectError> {
-        if input.c != 3 || input.h != input.w {
+        if input.c != 3 {
             return Err(DetectError::Bundle(format!(
-                "stem input {}x{}x{}; a square RGB input is needed",
+                "stem input {}x{}x{}; an RGB input is needed",
                 input.h, input.w, input.c
             )));
         }
         let runner = SwarmRunner::new(&Swarm::new(vec![net.clone()])?, input, backend)?;
         let len = runner.output_len();
         Ok(Stem {
-            sampler: Sampler::new(input.w, net.input_q()),
+            sampler: Sampler::new(input.w, input.h, net.input_q()),
             input: vec![0; input.h * input.w * 3],
             runner,
             out_f: vec![0.0; len],
@@ -136,8 +142,8 @@ impl Stem {
     fn run(&mut self, img: &RgbView, win: Window, mirror: bool) -> Result<(), DetectError> {
         self.sampler.sample(img, win, &mut self.input);
         if mirror {
-            let side = self.sampler.side();
-            for row in self.input.chunks_exact_mut(side * 3) {
+            let width = self.sampler.width();
+            for row in self.input.chunks_exact_mut(width * 3) {
                 // Reversing the bytes reverses the pixels and each pixel's RGB; undo the latter.
                 row.reverse();
                 row.chunks_exact_mut(3).for_each(<[i8]>::reverse);
@@ -190,22 +196,87 @@ impl AgentMaps {
     }
 }
 
-/// The body tier: its swarm on the body stem's output (or worker 0's stem output when the
-/// bundle has no body neck and the body tier runs at the stem's side), averaged maps and
+/// The body tier: the body stem and swarm for each letterbox shape seen lately, and the
 /// proposals.
 struct BodyStage {
-    /// Stem layers up to the body neck's branch, then the body neck (see [`Bundle::body_stem`]),
-    /// at the body tier's side.
-    stem: Option<Stem>,
-    /// Side of the letterboxed frame, its feature grid and stride.
+    /// Stem layers up to the body neck's branch, then the body neck (see [`Bundle::body_stem`]).
+    net: QuantNet,
+    swarm: Swarm,
+    backend: Backend,
+    /// Long side of the letterboxed frame; the short one follows the frame
+    /// ([`sample::letterbox_shape`]).
     side: usize,
-    grid: MapShape,
-    stride: f32,
-    runner: SwarmRunner,
+    stride: usize,
+    /// The keypoint stem's side when the body tier may read worker 0's stem output instead of
+    /// running its own (no body neck: the body stem is the keypoint stem), for square frames.
+    shared_side: Option<usize>,
     agents: usize,
+    /// Most recently used first, at most [`BODY_SHAPES`].
+    inputs: Vec<BodyInput>,
+    proposals: Vec<BoxProposal>,
+}
+
+/// Letterbox shapes whose body stems are kept: a video has one, a photo set a few.
+const BODY_SHAPES: usize = 4;
+
+/// The body tier for one letterbox shape: its stem (none when it reads worker 0's), swarm
+/// and maps.
+struct BodyInput {
+    /// Input width and height.
+    shape: (usize, usize),
+    stem: Option<Stem>,
+    grid: MapShape,
+    runner: SwarmRunner,
     out: Vec<f32>,
     mean: Vec<f32>,
-    proposals: Vec<BoxProposal>,
+}
+
+impl BodyStage {
+    /// Builds the body tier's stem and swarm for a `w x h` input (a multiple of the stride).
+    fn build(&self, (w, h): (usize, usize)) -> Result<BodyInput, DetectError> {
+        let input = MapShape::new(h, w, 3);
+        let shared = self.shared_side.is_some_and(|s| (w, h) == (s, s));
+        let stem = match shared {
+            true => None,
+            false => Some(Stem::new(&self.net, input, self.backend)?),
+        };
+        let grid = self.net.out_shape(input)?;
+        if grid.w * self.stride != w || grid.h * self.stride != h {
+            return Err(DetectError::Bundle(format!(
+                "body grid {}x{} does not divide the body input {w}x{h}",
+                grid.h, grid.w
+            )));
+        }
+        let features_q = stem.as_ref().map_or(self.net.output_q(), |s| s.out_quant);
+        if self.swarm.input_q() != features_q || self.swarm.in_c() != grid.c {
+            return Err(DetectError::Bundle(
+                "body agents do not read the body tier's features".into(),
+            ));
+        }
+        let runner = SwarmRunner::new(&self.swarm, grid, self.backend)?;
+        Ok(BodyInput {
+            shape: (w, h),
+            stem,
+            out: vec![0.0; runner.output_len()],
+            mean: vec![0.0; grid.h * grid.w * BODY_CHANNELS],
+            grid,
+            runner,
+        })
+    }
+
+    /// Puts the body input for a `w x h` input first in `self.inputs`: kept, or built (and
+    /// the least recently used one dropped). Allocates only when the shape is new.
+    fn select(&mut self, shape: (usize, usize)) -> Result<(), DetectError> {
+        match self.inputs.iter().position(|i| i.shape == shape) {
+            Some(i) => self.inputs[..=i].rotate_right(1),
+            None => {
+                let input = self.build(shape)?;
+                self.inputs.truncate(BODY_SHAPES - 1);
+                self.inputs.insert(0, input);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Identity of a keypoint agent inside a quality level's swarm.
@@ -243,8 +314,9 @@ impl Detector {
         Self::with_body_side(bundle, backend, None)
     }
 
-    /// As [`Self::new`], with the body tier on a letterboxed frame of `body_side` pixels
-    /// (a multiple of the stem's stride) instead of the bundle's `detector.body_side`.
+    /// As [`Self::new`], with the body tier on a letterboxed frame whose long side is
+    /// `body_side` pixels (a multiple of the stem's stride) instead of the bundle's
+    /// `detector.body_side`.
     pub fn with_body_side(
         bundle: &Bundle,
         backend: Backend,
@@ -394,39 +466,22 @@ impl Detector {
                         DetectError::Bundle(why)
                     });
                 }
-                let body_input = MapShape::new(body_side, body_side, 3);
-                let own_stem = bundle.body_neck.is_some() || body_side != side;
-                let (stem, body_grid) = if own_stem {
-                    let shape = body_net.out_shape(body_input)?;
-                    (Some(Stem::new(&body_net, body_input, backend)?), shape)
-                } else {
-                    (None, grid)
-                };
-                if body_grid.w == 0 || body_side / body_grid.w != body_stride {
-                    return Err(DetectError::Bundle(format!(
-                        "body grid {}x{} does not divide the body side {body_side}",
-                        body_grid.h, body_grid.w
-                    )));
-                }
-                let features_q = stem.as_ref().map_or(stem_net.output_q(), |s| s.out_quant);
-                if swarm.input_q() != features_q || swarm.in_c() != body_grid.c {
-                    return Err(DetectError::Bundle(
-                        "body agents do not read the body tier's features".into(),
-                    ));
-                }
-                let runner = SwarmRunner::new(&swarm, body_grid, backend)?;
-                let len = runner.output_len();
-                Some(BodyStage {
-                    stem,
+                let mut stage = BodyStage {
+                    net: body_net,
+                    swarm,
+                    backend,
                     side: body_side,
-                    grid: body_grid,
-                    stride: body_stride as f32,
-                    runner,
+                    stride: body_stride,
+                    shared_side: bundle.body_neck.is_none().then_some(side),
                     agents,
-                    out: vec![0.0; len],
-                    mean: vec![0.0; body_grid.h * body_grid.w * BODY_CHANNELS],
-                    proposals: Vec::with_capacity(body_grid.h * body_grid.w),
-                })
+                    inputs: Vec::with_capacity(BODY_SHAPES),
+                    proposals: Vec::new(),
+                };
+                // The square input now, so that a bad bundle fails at start-up.
+                let square = stage.build((body_side, body_side))?;
+                stage.proposals = Vec::with_capacity(square.grid.h * square.grid.w);
+                stage.inputs.push(square);
+                Some(stage)
             }
             Err(_) => None,
         };
@@ -599,27 +654,34 @@ impl Detector {
             ));
             return Ok(());
         };
-        let win = Window::letterbox(img.width, img.height, body.side);
-        let stem = match body.stem.as_mut() {
+        let shape = sample::letterbox_shape(img.width, img.height, body.side, body.stride);
+        let win = Window::fit(img.width, img.height, shape.0, shape.1);
+        let (agents, stride) = (body.agents, body.stride as f32);
+        body.select(shape)?;
+        let (input, proposals) = (&mut body.inputs[0], &mut body.proposals);
+        let stem = match input.stem.as_mut() {
             Some(own) => own,
             None => &mut self.workers[0].stem,
         };
         stem.runner.set_parallel(true);
         stem.run(img, win, false)?;
-        body.runner.run(&stem.out_q, &mut body.out)?;
-        decode::average_maps(&body.out, body.agents, &mut body.mean);
+        input.runner.run(&stem.out_q, &mut input.out)?;
+        decode::average_maps(&input.out, agents, &mut input.mean);
+        // At most one proposal per cell (no allocation once the largest grid was seen).
+        proposals.clear();
+        proposals.reserve(input.grid.h * input.grid.w);
         decode::decode_bodies(
-            &body.mean,
-            body.grid.h,
-            body.grid.w,
-            body.stride,
+            &input.mean,
+            input.grid.h,
+            input.grid.w,
+            stride,
             min_score,
             NMS_IOU,
             max_persons,
-            &mut body.proposals,
+            proposals,
         );
         let (w, h) = (img.width as f32, img.height as f32);
-        for p in &body.proposals {
+        for p in proposals.iter() {
             let (x0, y0) = win.to_image(p.cx - p.w / 2.0, p.cy - p.h / 2.0);
             let (x1, y1) = win.to_image(p.cx + p.w / 2.0, p.cy + p.h / 2.0);
             let (x0, y0, x1, y1) = (

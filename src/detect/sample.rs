@@ -56,13 +56,20 @@ pub struct Window {
 
 impl Window {
     /// The whole `width x height` frame scaled to fit a `side x side` input, centred, black
-    /// borders (the body tier's letterbox).
+    /// borders.
     pub fn letterbox(width: usize, height: usize, side: usize) -> Self {
-        let scale = side as f32 / width.max(height).max(1) as f32;
+        Self::fit(width, height, side, side)
+    }
+
+    /// The whole `width x height` frame scaled by `side / max(width, height)` into an
+    /// `out_w x out_h` input (at least as large), centred, black borders (the body tier's
+    /// letterbox: see [`letterbox_shape`]).
+    pub fn fit(width: usize, height: usize, out_w: usize, out_h: usize) -> Self {
+        let scale = out_w.max(out_h) as f32 / width.max(height).max(1) as f32;
         Window {
             scale,
-            u0: (side as f32 - width as f32 * scale) / 2.0,
-            v0: (side as f32 - height as f32 * scale) / 2.0,
+            u0: (out_w as f32 - width as f32 * scale) / 2.0,
+            v0: (out_h as f32 - height as f32 * scale) / 2.0,
         }
     }
 
@@ -83,6 +90,25 @@ impl Window {
     }
 }
 
+/// The body tier's input for a `width x height` frame, as `(w, h)`: the long side is `side`,
+/// the short one the scaled frame's, rounded up to a multiple of `stride` (the stem is fully
+/// convolutional, so the black bands of a square letterbox would only cost compute: a quarter
+/// of it for 4:3 video, 44 % for 16:9).
+pub fn letterbox_shape(width: usize, height: usize, side: usize, stride: usize) -> (usize, usize) {
+    let long = width.max(height).max(1) as f32;
+    let short = |n: usize| {
+        let scaled = (n as f32 * side as f32 / long).ceil() as usize;
+        scaled
+            .next_multiple_of(stride.max(1))
+            .clamp(stride.max(1), side)
+    };
+    if width >= height {
+        (side, short(height))
+    } else {
+        (short(width), side)
+    }
+}
+
 /// Quantised value of each 8-bit pixel level.
 pub fn pixel_table(q: QuantParams) -> [i8; 256] {
     std::array::from_fn(|p| q.quantize(p as f32 / 127.5 - 1.0))
@@ -95,35 +121,39 @@ struct Tap {
     w1: f32,
 }
 
-/// Reusable scratch for [`Sampler::sample`]; sized once for a `side x side` input.
+/// Reusable scratch for [`Sampler::sample`]; sized once for a `width x height` input.
 #[derive(Clone, Debug)]
 pub struct Sampler {
-    side: usize,
+    width: usize,
+    height: usize,
     table: [i8; 256],
     cols: Vec<Tap>,
-    /// Per half of the output rows: two horizontally blended source rows (`side * 3` each).
+    /// Per half of the output rows: two horizontally blended source rows (`width * 3` each).
     blended: Vec<f32>,
 }
 
 impl Sampler {
-    pub fn new(side: usize, input_q: QuantParams) -> Self {
+    pub fn new(width: usize, height: usize, input_q: QuantParams) -> Self {
         Sampler {
-            side,
+            width,
+            height,
             table: pixel_table(input_q),
-            cols: vec![Tap::default(); side],
-            blended: vec![0.0; 2 * 2 * side * 3],
+            cols: vec![Tap::default(); width],
+            blended: vec![0.0; 2 * 2 * width * 3],
         }
     }
 
-    pub fn side(&self) -> usize {
-        self.side
+    /// Width of the input it fills, in pixels.
+    pub fn width(&self) -> usize {
+        self.width
     }
 
-    /// Fills `out` (`side * side * 3`, HWC RGB) with the window of `img`. Allocates nothing.
-    /// The two halves of the rows run side by side when rayon has more than one thread.
+    /// Fills `out` (`width * height * 3`, HWC RGB) with the window of `img`. Allocates
+    /// nothing. The two halves of the rows run side by side when rayon has more than one
+    /// thread.
     pub fn sample(&mut self, img: &RgbView, win: Window, out: &mut [i8]) {
-        let side = self.side;
-        debug_assert_eq!(out.len(), side * side * 3);
+        let (width, height) = (self.width, self.height);
+        debug_assert_eq!(out.len(), width * height * 3);
         for (u, c) in self.cols.iter_mut().enumerate() {
             *c = Tap::new(u, win.u0, win.scale);
         }
@@ -133,12 +163,12 @@ impl Sampler {
             cols: &self.cols,
             table: &self.table,
         };
-        let (cache_top, cache_bottom) = self.blended.split_at_mut(2 * side * 3);
-        if side >= 64 && rayon::current_num_threads() > 1 {
-            let (top, bottom) = out.split_at_mut(side / 2 * side * 3);
+        let (cache_top, cache_bottom) = self.blended.split_at_mut(2 * width * 3);
+        if height >= 64 && rayon::current_num_threads() > 1 {
+            let (top, bottom) = out.split_at_mut(height / 2 * width * 3);
             rayon::join(
                 || rows.fill(0, top, cache_top),
-                || rows.fill(side / 2, bottom, cache_bottom),
+                || rows.fill(height / 2, bottom, cache_bottom),
             );
         } else {
             rows.fill(0, out, cache_top);
@@ -307,7 +337,7 @@ mod tests {
 
     /// The bilinear formula written directly, one output value at a time (the sampler before it
     /// was split into horizontal and vertical passes).
-    fn direct(img: &RgbView, win: Window, side: usize, table: &[i8; 256]) -> Vec<i8> {
+    fn direct(img: &RgbView, win: Window, (w, h): (usize, usize), table: &[i8; 256]) -> Vec<i8> {
         let texel = |x: isize, y: isize, ch: usize| -> f32 {
             if x < 0 || y < 0 || x >= img.width as isize || y >= img.height as isize {
                 0.0
@@ -316,10 +346,10 @@ mod tests {
                 f32::from(img.data[i])
             }
         };
-        let mut out = Vec::with_capacity(side * side * 3);
-        for v in 0..side {
+        let mut out = Vec::with_capacity(w * h * 3);
+        for v in 0..h {
             let Tap { i0: y0, w1: fy } = Tap::new(v, win.v0, win.scale);
-            for u in 0..side {
+            for u in 0..w {
                 let Tap { i0: x0, w1: fx } = Tap::new(u, win.u0, win.scale);
                 for ch in 0..3 {
                     let top = texel(x0, y0, ch) * (1.0 - fx) + texel(x0 + 1, y0, ch) * fx;
@@ -355,7 +385,7 @@ mod tests {
             offsets: [2, 1, 0],
         };
         for side in [36, 96] {
-            let mut sampler = Sampler::new(side, q());
+            let mut sampler = Sampler::new(side, side, q());
             let mut out = vec![0i8; side * side * 3];
             for (cx, cy, crop) in [
                 (18.0, 11.0, 20.0),
@@ -366,11 +396,53 @@ mod tests {
             ] {
                 let win = Window::square(cx, cy, crop, side);
                 sampler.sample(&img, win, &mut out);
-                assert_eq!(out, direct(&img, win, side, &sampler.table), "{win:?}");
+                assert_eq!(
+                    out,
+                    direct(&img, win, (side, side), &sampler.table),
+                    "{win:?}"
+                );
             }
             let win = Window::letterbox(w, h, side);
             sampler.sample(&img, win, &mut out);
-            assert_eq!(out, direct(&img, win, side, &sampler.table), "letterbox");
+            assert_eq!(
+                out,
+                direct(&img, win, (side, side), &sampler.table),
+                "letterbox"
+            );
+            // The body tier's letterbox without its black bands: wider than tall.
+            let (lw, lh) = letterbox_shape(w, h, side, 4);
+            assert!(lw == side && lh < side, "{lw}x{lh}");
+            let mut sampler = Sampler::new(lw, lh, q());
+            let mut out = vec![0i8; lw * lh * 3];
+            let win = Window::fit(w, h, lw, lh);
+            sampler.sample(&img, win, &mut out);
+            assert_eq!(
+                out,
+                direct(&img, win, (lw, lh), &sampler.table),
+                "fit {lw}x{lh}"
+            );
+        }
+    }
+
+    #[test]
+    fn letterbox_shape_drops_the_black_bands() {
+        assert_eq!(letterbox_shape(640, 480, 192, 16), (192, 144));
+        assert_eq!(letterbox_shape(1280, 720, 192, 16), (192, 112));
+        assert_eq!(letterbox_shape(480, 640, 192, 16), (144, 192));
+        assert_eq!(letterbox_shape(500, 500, 192, 16), (192, 192));
+        // A sliver keeps one stride; the scaled frame always fits.
+        assert_eq!(letterbox_shape(4000, 10, 192, 16), (192, 16));
+        for (w, h) in [(640, 427), (427, 640), (1920, 1080), (333, 500)] {
+            let (lw, lh) = letterbox_shape(w, h, 192, 16);
+            let win = Window::fit(w, h, lw, lh);
+            let (x0, y0) = win.to_image(0.0, 0.0);
+            let (x1, y1) = win.to_image(lw as f32, lh as f32);
+            assert!(x0 <= 1e-3 && y0 <= 1e-3, "{w}x{h}: {x0} {y0}");
+            assert!(
+                x1 >= w as f32 - 1e-3 && y1 >= h as f32 - 1e-3,
+                "{w}x{h}: {x1} {y1}"
+            );
+            assert!(lw % 16 == 0 && lh % 16 == 0 && lw.max(lh) == 192);
         }
     }
 
@@ -411,7 +483,7 @@ mod tests {
             offsets: [2, 1, 0],
         };
         assert!(img.is_consistent());
-        let mut s = Sampler::new(4, q());
+        let mut s = Sampler::new(4, 4, q());
         let mut out = vec![0i8; 4 * 4 * 3];
         // Identity scale, image at the top-left: input (0,0) = red, (1,0) = blue, rest black.
         s.sample(

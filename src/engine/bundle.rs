@@ -41,7 +41,7 @@
 //! ```
 //! `detector` (optional) holds what a detector needs beyond the nets: `crop_margin`, the margin
 //! of the square keypoint crop around a person box (side = max(w, h) * (1 + margin)), and
-//! optionally `body_side`, the side of the letterboxed frame the body tier runs on (default:
+//! optionally `body_side`, the long side of the letterboxed frame the body tier runs on (default:
 //! the stem's input side; the stem is fully convolutional, so a larger side finds smaller
 //! persons at more MACs). It must be a multiple of the body stem's stride (the detector
 //! refuses it otherwise).
