@@ -55,12 +55,6 @@ pub struct Window {
 }
 
 impl Window {
-    /// The whole `width x height` frame scaled to fit a `side x side` input, centred, black
-    /// borders.
-    pub fn letterbox(width: usize, height: usize, side: usize) -> Self {
-        Self::fit(width, height, side, side)
-    }
-
     /// The whole `width x height` frame scaled by `side / max(width, height)` into an
     /// `out_w x out_h` input (at least as large), centred, black borders (the body tier's
     /// letterbox: see [`letterbox_shape`]).
@@ -93,7 +87,8 @@ impl Window {
 /// The body tier's input for a `width x height` frame, as `(w, h)`: the long side is `side`,
 /// the short one the scaled frame's, rounded up to a multiple of `stride` (the stem is fully
 /// convolutional, so the black bands of a square letterbox would only cost compute: a quarter
-/// of it for 4:3 video, 44 % for 16:9).
+/// of it for 4:3 video, 42 % for 16:9). `side` is a positive multiple of `stride` (checked
+/// when the detector is built).
 pub fn letterbox_shape(width: usize, height: usize, side: usize, stride: usize) -> (usize, usize) {
     let long = width.max(height).max(1) as f32;
     let short = |n: usize| {
@@ -321,7 +316,7 @@ mod tests {
 
     #[test]
     fn letterbox_centres_the_frame() {
-        let w = Window::letterbox(640, 480, 128);
+        let w = Window::fit(640, 480, 128, 128);
         assert!((w.scale - 0.2).abs() < 1e-6);
         assert_eq!((w.u0, w.v0), (0.0, 16.0));
         let (x, y) = w.to_image(64.0, 64.0);
@@ -402,7 +397,7 @@ mod tests {
                     "{win:?}"
                 );
             }
-            let win = Window::letterbox(w, h, side);
+            let win = Window::fit(w, h, side, side);
             sampler.sample(&img, win, &mut out);
             assert_eq!(
                 out,
