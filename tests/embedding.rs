@@ -170,7 +170,7 @@ fn rust_appsink_example_reads_persons_through_pose_meta() {
         // `cargo test --all-targets` (tests/run.sh) builds it; `--test embedding` alone not.
         util::skipped(
             TEST,
-            "examples not built (cargo build --release --examples, or cargo test --all-targets)",
+            "examples not built (cargo build --examples with this test's profile, or cargo test --all-targets)",
         );
         return;
     }
