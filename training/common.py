@@ -82,20 +82,33 @@ def read_rgb(path):
 # ---------------------------------------------------------------- teachers
 class Thunder:
     size = 256
+    HEATMAP = "StatefulPartitionedCall/Sigmoid:0"  # the keypoint heatmap head (Sigmoid_1 is the centre head)
 
-    def __init__(self, threads=1):
+    def __init__(self, threads=1, heatmap=False):
+        """heatmap: also expose the keypoint heatmap head as a graph output (for heatmap())."""
         import onnxruntime as ort
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
-        self.sess = ort.InferenceSession(os.path.join(TEACHERS, "movenet-thunder.onnx"), so,
-                                         providers=["CPUExecutionProvider"])
+        model = os.path.join(TEACHERS, "movenet-thunder.onnx")
+        if heatmap:
+            import onnx
+            m = onnx.load(model)
+            m.graph.output.append(onnx.helper.make_tensor_value_info(self.HEATMAP, onnx.TensorProto.FLOAT, None))
+            model = m.SerializeToString()
+        self.sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
         self.inp = self.sess.get_inputs()[0].name
 
     def __call__(self, crop_rgb):
         """crop (256,256,3) uint8 -> (17,3) x, y in crop pixels, score."""
         out = self.sess.run(None, {self.inp: crop_rgb[None].astype(np.int32)})[0][0, 0]
         return np.stack([out[:, 1] * self.size, out[:, 0] * self.size, out[:, 2]], 1)
+
+    def heatmap(self, crop_rgb):
+        """crop (256,256,3) uint8 -> (17,64,64) the keypoint heatmap's sigmoid (stride 4); needs heatmap=True."""
+        h = self.sess.run([self.HEATMAP], {self.inp: crop_rgb[None].astype(np.int32)})[0][0]
+        assert h.shape == (17, 64, 64), h.shape
+        return h
 
 
 class Lightning:

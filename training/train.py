@@ -125,6 +125,11 @@ def stem_tail(stem, h, start, neck=True):
     return stem.neck(f) if neck and stem.neck is not None else f
 
 
+def teacher_var(teacher):
+    """The teacher outputs' mean square (over the first 512 crops): the scale of the relative distillation MSE."""
+    return float(teacher[:512].float().pow(2).mean())
+
+
 def distill_stage(stem, feats, teacher, start, a, say):
     """Train the backbone's convs from op `start` on to reproduce unpruned Thunder's output (MSE relative to the
     teacher's mean square), without labels: the pruned blocks relearn what the dropped channels carried."""
@@ -137,7 +142,7 @@ def distill_stage(stem, feats, teacher, start, a, say):
     opt = torch.optim.AdamW(params, lr=a.distill_lr, weight_decay=1e-5)
     steps = a.distill_epochs * ((len(feats) + a.bs - 1) // a.bs)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, a.distill_lr, total_steps=steps, pct_start=0.05)
-    t_var = float(teacher[:512].float().pow(2).mean())
+    t_var = teacher_var(teacher)
     g = torch.Generator().manual_seed(a.seed + 2)
     t0 = time.time()
     for ep in range(a.distill_epochs):
@@ -175,32 +180,23 @@ def prune_stem(stem, feats, start, spec, say, n=512):
         say(f"[prune] block {b}: {h} of {len(imp)} hidden channels kept ({imp[keep].sum() / imp.sum():.0%} of the importance)")
 
 
-def soft_targets(fpath, lab, idx, a, stride, kps, say):
+def soft_targets(fpath, lab, idx, a, stride, kps, say, crops=None):
     """Thunder's keypoint heatmaps (its sigmoid output at stride 4) of every augmented crop, the crop resized to
-    Thunder's 256 px, max-pooled to the student's grid: (N, 17, G, G) half. Cached beside the features; the crops
-    are rebuilt (same seed) to compute them."""
+    Thunder's 256 px, max-pooled to the student's grid: (N, 17, G, G) half. Cached beside the features; `crops` are
+    the features' crops, rebuilt (same seed) when not given."""
     spath = fpath[:-3] + "_soft.pt"
     if os.path.exists(spath):
         return torch.load(spath, weights_only=False)
     import cv2
-    import onnx
-    import onnxruntime as ort
-    from common import TEACHERS
-    m = onnx.load(os.path.join(TEACHERS, "movenet-thunder.onnx"))
-    name = "StatefulPartitionedCall/Sigmoid:0"  # the keypoint heatmap head (Sigmoid_1 is the centre head)
-    m.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = a.threads, 1
-    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0].name
-    crops, kps2, _ = build_crops(lab, idx, a.size, a.n_aug, a.seed, coco_aug=a.coco_aug, lowres=a.lowres)
-    assert np.array_equal(kps2, kps), "rebuilt crops differ from the cached features' crops"
+    from common import Thunder
+    thunder = Thunder(a.threads, heatmap=True)
+    if crops is None:
+        crops, kps2, _ = build_crops(lab, idx, a.size, a.n_aug, a.seed, coco_aug=a.coco_aug, lowres=a.lowres)
+        assert np.array_equal(kps2, kps), "rebuilt crops differ from the cached features' crops"
     G = a.size // stride
     out, t0 = [], time.time()
     for i, c in enumerate(crops):
-        x = cv2.resize(c, (256, 256), interpolation=cv2.INTER_LINEAR)
-        h = sess.run([name], {inp: x[None].astype(np.int32)})[0][0]
-        assert h.shape == (17, 64, 64), h.shape
+        h = thunder.heatmap(cv2.resize(c, (256, 256), interpolation=cv2.INTER_LINEAR))
         out.append(F.adaptive_max_pool2d(torch.from_numpy(h)[None], G)[0].half())
         if i % 2000 == 0:
             el = time.time() - t0
@@ -212,14 +208,26 @@ def soft_targets(fpath, lab, idx, a, stride, kps, say):
     return soft
 
 
-def targets(kps, G, stride, sigma):
-    """kps (B,17,3) crop px + weight -> heat target (B,17,G,G), offset target (B,17,2,G,G), offset mask."""
+def _cell_distances(kps, G, stride):
+    """kps (B,17,3) crop px + weight -> dx (B,17,1,G), dy (B,17,G,1) in cells from each cell centre, and the
+    positive mask (B,17,1,1)."""
     c = (torch.arange(G).float() + 0.5)
     kx, ky = kps[..., 0] / stride, kps[..., 1] / stride
-    dx = kx[..., None, None] - c[None, None, None, :]  # B,17,1,G
-    dy = ky[..., None, None] - c[None, None, :, None]  # B,17,G,1
+    dx = kx[..., None, None] - c[None, None, None, :]
+    dy = ky[..., None, None] - c[None, None, :, None]
+    return dx, dy, (kps[..., 2] > 0).float()[..., None, None]
+
+
+def gaussian_heat(kps, G, stride, sigma):
+    """The Gaussian heat target (B,17,G,G) around each positive keypoint."""
+    dx, dy, pos = _cell_distances(kps, G, stride)
+    return torch.exp(-(dx ** 2 + dy ** 2) / (2 * sigma ** 2)) * pos
+
+
+def targets(kps, G, stride, sigma):
+    """kps (B,17,3) crop px + weight -> heat target (B,17,G,G), offset target (B,17,2,G,G), offset mask."""
+    dx, dy, pos = _cell_distances(kps, G, stride)
     d2 = dx ** 2 + dy ** 2
-    pos = (kps[..., 2] > 0).float()[..., None, None]
     heat = torch.exp(-d2 / (2 * sigma ** 2)) * pos
     off = torch.stack([dx.expand_as(d2), dy.expand_as(d2)], 2)
     omask = (d2 <= 1.5 ** 2).float() * pos
@@ -239,7 +247,7 @@ def loss_fn(y, kps, bagmask, stride, sigma, soft=None, soft_w=0.0):
     if soft is not None:
         # Thunder's heat near this person's label only (a 3-cell Gaussian window): the crop may show other people,
         # whose joints Thunder's map also lights up
-        window = targets(kps, G, stride, 3.0)[0]
+        window = gaussian_heat(kps, G, stride, 3.0)
         heat = (1 - soft_w) * heat + soft_w * soft * window
     kw = (kps[..., 2] != 0).float()[:, :, None] * bagmask  # B,17,A
     bce = F.binary_cross_entropy_with_logits(y[:, :, :, 0], heat[:, :, None].expand(-1, -1, A, -1, -1), reduction="none")
@@ -291,6 +299,7 @@ def main():
 
     # 2-3. augmented crops -> frozen stem features, cached on disk (keyed by everything they depend on)
     key = feature_key(a.labels, vars(a), start, n)
+    soft = None  # Thunder's heatmaps of the crops (--soft)
     fpath = os.path.join(CACHE, "feats", key + ".pt")
     if os.path.exists(fpath):
         feats, kps, pid = torch.load(fpath, weights_only=False)
@@ -310,13 +319,14 @@ def main():
                     el = time.time() - t0
                     say(f"[features] {b}/{len(crops)} {el:.0f}s eta {el / (b + 64) * (len(crops) - b):.0f}s")
         feats = torch.cat(feats)
-        del crops
         say(f"[features] {tuple(feats.shape)} in {time.time() - t0:.0f}s")
         os.makedirs(os.path.dirname(fpath), exist_ok=True)
         torch.save((feats, kps, pid), fpath + ".tmp")
         os.replace(fpath + ".tmp", fpath)
-    soft = None
-    if a.soft:
+        if a.soft:  # while the crops are in memory
+            soft = soft_targets(fpath, lab, idx, a, model.stride, kps, say, crops=crops)
+        del crops
+    if a.soft and soft is None:
         soft = soft_targets(fpath, lab, idx, a, model.stride, kps, say)
     teacher = None
     if a.distill or a.distill_epochs:
@@ -330,7 +340,7 @@ def main():
                                      for b in range(0, len(feats), 256)])
             torch.save(teacher, tpath + ".tmp")
             os.replace(tpath + ".tmp", tpath)
-        t_var = float(teacher[:512].float().pow(2).mean())
+        t_var = teacher_var(teacher)
         say(f"[distill] teacher backbone outputs {tuple(teacher.shape)}")
     if a.prune:
         prune_stem(stem, feats, start, parse_prune(a.prune), say)
