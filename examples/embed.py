@@ -140,7 +140,7 @@ def main():
         sys.exit(f"embed.py: clip not found: {args.clip}")
     for name in ("swarmconsensus", "swarmtrack"):
         if Gst.ElementFactory.find(name) is None:
-            sys.exit(f"embed.py: element {name} not found: build the plugin and set GST_PLUGIN_PATH=target/release")
+            sys.exit(f"embed.py: element {name} not found: build the plugin and set GST_PLUGIN_PATH=target/release (or target/ci)")
     # The appsink comes straight after swarmtrack: GStreamer 1.22's videoconvert would drop
     # the ROI params (see README, "ROI mirror").
     description = (

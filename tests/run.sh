@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: set-up (idempotent), release build, every test, and a summary.
+# The test command: set-up (idempotent), build (profile `ci`, Cargo.toml), every test, and a summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/setup
