@@ -26,8 +26,12 @@
 //!    they can recover — scores its agreement (1 within the radius, falling to 0 at twice
 //!    it), and the reputation moves towards it by `reputation_rate` times the evidence's
 //!    strength (exponential smoothing, bounded to 0.01..1): `sqrt(2 share - 1)` for a majority
-//!    (2 against 1: 0.58, 3 against 0: 1), 0.5 for a repair. Below `quarantine_below` an agent is flagged Byzantine and
-//!    quarantined; it is released once back above `release_above`.
+//!    (2 against 1: 0.58, 3 against 0: 1), 0.5 for a repair, times the candidate's own
+//!    calibrated confidence (at most 1): an agent that says it does not see the joint (a
+//!    low confidence) abstains, so a confident liar cannot win the frames where the honest
+//!    agents see nothing (a foot outside the crop) and get them quarantined. Below
+//!    `quarantine_below` an agent is flagged Byzantine and quarantined; it is released once
+//!    back above `release_above`.
 
 use crate::pose::{AgentHealth, Candidate, Keypoint, NUM_KEYPOINTS, PoseFrame, Tier, Visibility};
 use crate::validate::SkeletonConstraints;
@@ -490,8 +494,10 @@ impl Consensus {
                 let d = (it.x - kp.x).hypot(it.y - kp.y);
                 let agreement = (2.0 - d / radius).clamp(0.0, 1.0);
                 let a = &mut self.agents[usize::from(it.agent)];
-                a.reputation =
-                    (a.reputation + rate * (agreement - a.reputation)).clamp(MIN_REPUTATION, 1.0);
+                // Abstention: the mean confidence is still the one this frame was weighed with.
+                let claim = (it.confidence / a.mean_confidence.max(1e-3)).min(1.0);
+                a.reputation = (a.reputation + rate * claim * (agreement - a.reputation))
+                    .clamp(MIN_REPUTATION, 1.0);
             }
         }
         // Running mean confidences (after weighting, so this frame used the old ones).
@@ -801,6 +807,32 @@ mod tests {
             }
         }
         assert!(released.is_some_and(|n| n <= 15), "{released:?}");
+    }
+
+    /// Agents that see nothing (low confidence, scattered guesses: a foot outside the crop)
+    /// abstain: a confident liar that wins those frames cannot get them quarantined.
+    #[test]
+    fn unsure_honest_agents_abstain_against_a_confident_liar() {
+        let mut c = Consensus::default();
+        let seen = |i: u16| candidate(i, 150.0 + i as f32, 120.0, 0.6);
+        for _ in 0..5 {
+            let mut f = frame((0..6).map(seen).collect());
+            c.fuse(&mut f);
+        }
+        for n in 0..20 {
+            // Five honest guesses far apart (the box is 100 x 200), the liar at one point.
+            let mut cands: Vec<Candidate> = (0..5)
+                .map(|i| candidate(i, 100.0 + 25.0 * i as f32, 100.0 + 45.0 * i as f32, 0.03))
+                .collect();
+            cands.push(candidate(5, 190.0, 280.0, 0.95));
+            let mut f = frame(cands);
+            c.fuse(&mut f);
+            let flagged: Vec<usize> = (0..5).filter(|&i| f.agents[i].quarantined).collect();
+            assert!(
+                flagged.is_empty(),
+                "frame {n}: honest agents {flagged:?} quarantined"
+            );
+        }
     }
 
     #[test]

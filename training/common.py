@@ -91,6 +91,7 @@ class Thunder:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         model = os.path.join(TEACHERS, "movenet-thunder.onnx")
+        self.with_heatmap = heatmap
         if heatmap:
             import onnx
             m = onnx.load(model)
@@ -106,6 +107,7 @@ class Thunder:
 
     def heatmap(self, crop_rgb):
         """crop (256,256,3) uint8 -> (17,64,64) the keypoint heatmap's sigmoid (stride 4); needs heatmap=True."""
+        assert self.with_heatmap, "Thunder(heatmap=True) exposes the heatmap output"
         h = self.sess.run([self.HEATMAP], {self.inp: crop_rgb[None].astype(np.int32)})[0][0]
         assert h.shape == (17, 64, 64), h.shape
         return h
