@@ -28,8 +28,8 @@
 //!    strength (exponential smoothing, bounded to 0.01..1): `sqrt(2 share - 1)` for a majority
 //!    (2 against 1: 0.58, 3 against 0: 1), 0.5 for a repair, times the candidate's own
 //!    calibrated confidence (at most 1): an agent that says it does not see the joint (a
-//!    low confidence) abstains, so a confident liar cannot win the frames where the honest
-//!    agents see nothing (a foot outside the crop) and get them quarantined. Below
+//!    low confidence) abstains, so a confident liar that wins the frames where the honest
+//!    agents see nothing (a foot outside the crop) cannot get them quarantined. Below
 //!    `quarantine_below` an agent is flagged Byzantine and quarantined; it is released once
 //!    back above `release_above`.
 
@@ -820,13 +820,19 @@ mod tests {
             c.fuse(&mut f);
         }
         for n in 0..20 {
-            // Five honest guesses far apart (the box is 100 x 200), the liar at one point.
+            // Five honest guesses far apart and far from the liar's point (the box is
+            // 100 x 200, the inlier radius 16 px).
             let mut cands: Vec<Candidate> = (0..5)
                 .map(|i| candidate(i, 100.0 + 25.0 * i as f32, 100.0 + 45.0 * i as f32, 0.03))
                 .collect();
-            cands.push(candidate(5, 190.0, 280.0, 0.95));
+            cands.push(candidate(5, 110.0, 280.0, 0.95));
             let mut f = frame(cands);
             c.fuse(&mut f);
+            let k = f.persons[0].keypoints[5];
+            assert!(
+                (k.x - 110.0).abs() < 1e-3,
+                "frame {n}: the liar wins: {k:?}"
+            );
             let flagged: Vec<usize> = (0..5).filter(|&i| f.agents[i].quarantined).collect();
             assert!(
                 flagged.is_empty(),
