@@ -841,6 +841,37 @@ mod tests {
         }
     }
 
+    /// Abstention slows the flagging of an agent whose confidence varies (its claim is below 1
+    /// on half its frames), but a noisy agent is still quarantined quickly: at frame 14 here
+    /// (11 with every candidate at full rate, before the abstention).
+    #[test]
+    fn a_noisy_agent_with_varying_confidence_is_still_quarantined() {
+        let mut c = Consensus::default();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut unit = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let mut flagged_at = None;
+        for n in 0..40 {
+            let mut cands: Vec<Candidate> = (0..5)
+                .map(|i| candidate(i, 150.0 + i as f32, 120.0, 0.6))
+                .collect();
+            let (x, y, conf) = (100.0 + 100.0 * unit(), 100.0 + 200.0 * unit(), unit());
+            cands.push(candidate(5, x, y, conf.max(0.01)));
+            let mut f = frame(cands);
+            c.fuse(&mut f);
+            if f.agents[5].quarantined && flagged_at.is_none() {
+                flagged_at = Some(n);
+            }
+            assert!((0..5).all(|i| !f.agents[i].quarantined), "frame {n}");
+        }
+        let flagged_at = flagged_at.expect("the noisy agent is flagged");
+        assert!(flagged_at <= 20, "flagged after {flagged_at} frames");
+    }
+
     #[test]
     fn health_round_trips_through_restore() {
         let mut c = Consensus::default();
