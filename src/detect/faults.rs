@@ -238,6 +238,11 @@ fn unit(h: u64) -> f32 {
     (h >> 40) as f32 / (1u64 << 24) as f32
 }
 
+/// A reproducible pseudo-random float in 0..1 from any key (for tests and fault injection).
+pub fn random_unit(key: u64) -> f32 {
+    unit(mix(key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
