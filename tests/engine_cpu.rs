@@ -5,7 +5,7 @@ mod util;
 
 use gstswarmpose::engine::cpu::{CpuKernel, CpuSwarm};
 use gstswarmpose::engine::synth::{self, Rng};
-use gstswarmpose::engine::{MapShape, QuantParams, Swarm};
+use gstswarmpose::engine::{Activation, ConvSpec, MapShape, QuantParams, Swarm};
 use util::quiet_injected_panics;
 
 /// A random swarm of mixed architectures calibrated on a random map.
@@ -20,6 +20,26 @@ fn random_swarm(rng: &mut Rng, n: usize, in_c: usize, shape: MapShape) -> (Swarm
         .collect();
     let input = synth::random_q_map(rng, shape.len().unwrap());
     (Swarm::new(agents).expect("swarm"), input)
+}
+
+/// Layers from `(in, out, kernel, stride, depthwise)`: ReLU6 everywhere but on the last.
+fn conv_specs(layers: &[(usize, usize, usize, usize, bool)]) -> Vec<ConvSpec> {
+    layers
+        .iter()
+        .enumerate()
+        .map(|(i, &(in_c, out_c, kernel, stride, dw))| ConvSpec {
+            in_c,
+            out_c,
+            kernel,
+            stride,
+            groups: if dw { in_c } else { 1 },
+            activation: if i + 1 == layers.len() {
+                Activation::None
+            } else {
+                Activation::Relu6
+            },
+        })
+        .collect()
 }
 
 /// The SIMD kernels this CPU can run; says which it cannot (an x86-64 CI machine has AVX2).
@@ -76,7 +96,6 @@ fn scalar_and_every_simd_kernel_are_bit_identical_on_mixed_architectures() {
 /// positions, stride 1 and 2, dense and depthwise.
 #[test]
 fn every_simd_kernel_matches_scalar_on_stem_sized_layers() {
-    use gstswarmpose::engine::{Activation, ConvSpec};
     let mut rng = Rng::new(5);
     for &(h, w, c, out_c) in &[
         (12, 12, 112, 57),
@@ -89,25 +108,13 @@ fn every_simd_kernel_matches_scalar_on_stem_sized_layers() {
         let input_q = QuantParams::calibrate(&calib);
         // (in, out, kernel, stride, depthwise): 1x1 expand, depthwise at stride 1 and 2, a
         // dense 3x3 at stride 2 (as the stem's first layer) and a dense 3x3 at stride 1.
-        let specs = [
+        let specs = conv_specs(&[
             (c, out_c, 1, 1, false),
             (out_c, out_c, 3, 1, true),
             (out_c, out_c, 3, 2, true),
             (out_c, 6, 3, 2, false),
             (6, 5, 3, 1, false),
-        ]
-        .map(|(in_c, out_c, kernel, stride, dw)| ConvSpec {
-            in_c,
-            out_c,
-            kernel,
-            stride,
-            groups: if dw { in_c } else { 1 },
-            activation: if out_c == 5 {
-                Activation::None
-            } else {
-                Activation::Relu6
-            },
-        });
+        ]);
         let net = synth::random_quant_net(&mut rng, &specs, input_q, &calib, shape).unwrap();
         let swarm = Swarm::new(vec![net]).unwrap();
         let input = synth::random_q_map(&mut rng, shape.len().unwrap());
@@ -118,6 +125,68 @@ fn every_simd_kernel_matches_scalar_on_stem_sized_layers() {
             let isa = simd.isa_name();
             assert_eq!(a, simd.run_quantized(&input).unwrap(), "{shape:?} on {isa}");
         }
+    }
+}
+
+/// A one-agent swarm above `PARALLEL_MIN_MACS` (a stem) runs its layers on a team of pool
+/// threads, parts of each layer's output planes per thread, and the parts before a 1x1 layer
+/// repack their own output for it: bit-identical to the serial pass and to the scalar kernel,
+/// with pools of 2, 3 and 4 threads, frame after frame.
+#[test]
+fn a_stem_split_over_a_team_of_threads_matches_the_serial_pass() {
+    let mut rng = Rng::new(17);
+    let shape = MapShape::new(40, 36, 21);
+    let calib = synth::random_map(&mut rng, shape, -1.0, 3.0);
+    let input_q = QuantParams::calibrate(&calib);
+    // (in, out, kernel, stride, depthwise): a 1x1 first layer (repacked from the input), 1x1
+    // after 1x1 and after a depthwise layer (repacked by the parts), odd pair counts, and
+    // layers too small to split.
+    let specs = conv_specs(&[
+        (21, 46, 1, 1, false),
+        (46, 93, 1, 1, false),
+        (93, 93, 3, 1, true),
+        (93, 30, 1, 1, false),
+        (30, 30, 3, 2, true),
+        (30, 61, 1, 1, false),
+        (61, 7, 3, 1, false),
+    ]);
+    let net = synth::random_quant_net(&mut rng, &specs, input_q, &calib, shape).unwrap();
+    let swarm = Swarm::new(vec![net]).unwrap();
+    let inputs: Vec<Vec<i8>> = (0..3)
+        .map(|_| synth::random_q_map(&mut rng, shape.len().unwrap()))
+        .collect();
+    let mut scalar = CpuSwarm::new(&swarm, shape, CpuKernel::Scalar).unwrap();
+    assert!(scalar.macs() >= gstswarmpose::engine::cpu::PARALLEL_MIN_MACS);
+    let want: Vec<Vec<i8>> = inputs
+        .iter()
+        .map(|i| scalar.run_quantized(i).unwrap().to_vec())
+        .collect();
+    assert!(
+        want[0].iter().any(|&v| v != want[0][0]),
+        "degenerate output"
+    );
+    for threads in [2, 3, 4] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            for mut simd in simd_kernels(&swarm, shape) {
+                let (kernel, isa) = (simd.kernel(), simd.isa_name());
+                assert!(simd.is_parallel(), "{kernel:?}: the stem is split");
+                for (input, want) in inputs.iter().zip(&want) {
+                    let got = simd.run_quantized(input).unwrap().to_vec();
+                    assert_eq!(&got, want, "{threads} threads, {kernel:?} ({isa})");
+                }
+                simd.set_parallel(false);
+                assert!(!simd.is_parallel());
+                assert_eq!(
+                    simd.run_quantized(&inputs[0]).unwrap(),
+                    &want[0][..],
+                    "serial {kernel:?} ({isa})"
+                );
+            }
+        });
     }
 }
 

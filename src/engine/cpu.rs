@@ -36,6 +36,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use wide::{i16x16, i32x8};
 
+mod team;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -352,8 +353,10 @@ struct AgentPlan {
 struct Worker {
     bytes: [Vec<i8>; 2],
     planes: [Vec<i32>; 2],
-    /// The input of a dense 1x1 layer as quad planes (VNNI only; else empty).
-    quads: Vec<i32>,
+    /// The input of a dense 1x1 layer as quad planes (VNNI only; else empty). A team
+    /// ([`team`]) alternates the two by layer, since its parts repack the next layer's input
+    /// while the others may still read this one's; a serial pass uses the first.
+    quads: [Vec<i32>; 2],
 }
 
 impl Worker {
@@ -362,7 +365,7 @@ impl Worker {
     fn reset(&mut self) {
         self.bytes.iter_mut().for_each(|b| b.fill(0));
         self.planes.iter_mut().for_each(|p| p.fill(0));
-        self.quads.fill(0);
+        self.quads.iter_mut().for_each(|q| q.fill(0));
     }
 }
 
@@ -374,7 +377,6 @@ struct Shared<'a> {
     offsets: &'a [usize],
     input: &'a [i8],
     input_planes: &'a [i32],
-    split_depth: u32,
     sabotaged: &'a [bool],
     failed: &'a [AtomicBool],
 }
@@ -397,10 +399,11 @@ pub struct CpuSwarm {
     bounds: Vec<usize>,
     serial_bounds: [usize; 2],
     parallel: bool,
-    /// A one-agent swarm (the stem) cannot split agents over threads, so each large layer
-    /// splits its output channel pairs instead: `2^split_depth` parts (0 = serial).
-    split_depth: u32,
-    max_split_depth: u32,
+    /// A one-agent swarm (the stem) cannot split agents over threads, so its large layers
+    /// split their output planes over a team of pool threads instead ([`team`]); `None` when
+    /// serial, `split` says whether it is used.
+    team: Option<team::Team>,
+    split: bool,
     macs: u64,
     /// Agents that panicked during the last run.
     failed: Vec<AtomicBool>,
@@ -468,11 +471,8 @@ impl CpuSwarm {
         let parallel = threads > 1 && macs >= PARALLEL_MIN_MACS;
         let n_workers = if parallel { threads } else { 1 };
         let pool = rayon::current_num_threads();
-        let max_split_depth = if n == 1 && pool > 1 && macs >= PARALLEL_MIN_MACS {
-            pool.next_power_of_two().trailing_zeros()
-        } else {
-            0
-        };
+        let team = (n == 1 && pool > 1 && macs >= PARALLEL_MIN_MACS && kernel.uses_planes())
+            .then(|| team::Team::new(&agents[0], isa, pool));
         let (bytes, planes) = if kernel.uses_planes() {
             (0, max_planes)
         } else {
@@ -482,9 +482,9 @@ impl CpuSwarm {
             bytes: [vec![0; bytes], vec![0; bytes]],
             planes: [vec![0; planes], vec![0; planes]],
             quads: if kernel.uses_planes() {
-                vec![0; max_quads]
+                [vec![0; max_quads], vec![0; max_quads]]
             } else {
-                Vec::new()
+                [Vec::new(), Vec::new()]
             },
         };
         let input_geom = PlaneGeom::new(input_shape);
@@ -505,8 +505,8 @@ impl CpuSwarm {
             bounds: (0..=n_workers).map(|i| i * n / n_workers).collect(),
             serial_bounds: [0, n],
             parallel,
-            split_depth: max_split_depth,
-            max_split_depth,
+            split: team.is_some(),
+            team,
             macs,
             failed: (0..n).map(|_| AtomicBool::new(false)).collect(),
             sabotaged: vec![false; n],
@@ -535,11 +535,11 @@ impl CpuSwarm {
     /// Enables or disables rayon across agents (defaults to on for large frames).
     pub fn set_parallel(&mut self, on: bool) {
         self.parallel = on && self.workers.len() > 1;
-        self.split_depth = if on { self.max_split_depth } else { 0 };
+        self.split = on && self.team.is_some();
     }
 
     pub fn is_parallel(&self) -> bool {
-        self.parallel || self.split_depth > 0
+        self.parallel || self.split
     }
 
     pub fn kernel(&self) -> CpuKernel {
@@ -615,7 +615,6 @@ impl CpuSwarm {
             offsets: &self.offsets,
             input,
             input_planes: &self.input_planes,
-            split_depth: self.split_depth,
             sabotaged: &self.sabotaged,
             failed: &self.failed,
         };
@@ -625,11 +624,13 @@ impl CpuSwarm {
             (&mut self.workers[..1], &self.serial_bounds)
         };
         let q_out = &mut self.q_out;
-        let job = move || run_workers(&shared, workers, bounds, q_out, out, 0);
-        if (self.parallel || self.split_depth > 0) && rayon::current_thread_index().is_none() {
+        let team = self.team.as_mut().filter(|_| self.split);
+        let split = team.is_some();
+        let job = move || run_workers(&shared, workers, bounds, q_out, out, 0, team);
+        if (self.parallel || split) && rayon::current_thread_index().is_none() {
             // Enter the pool once per run: a join made on a pool thread is a cheap deque push,
             // while each join made from outside (a streaming thread) blocks on a cross-thread
-            // wake-up, and a split stem makes one per layer.
+            // wake-up.
             rayon::scope(|_| job());
         } else {
             job();
@@ -638,7 +639,8 @@ impl CpuSwarm {
     }
 }
 
-/// Splits agents over workers with `rayon::join` (no allocation, unlike scoped spawns).
+/// Splits agents over workers with `rayon::join` (no allocation, unlike scoped spawns); a
+/// one-agent swarm with a `team` splits the agent's layers instead.
 fn run_workers(
     sh: &Shared,
     workers: &mut [Worker],
@@ -646,6 +648,7 @@ fn run_workers(
     q_out: &mut [i8],
     out: Option<&mut [f32]>,
     base: usize,
+    mut team: Option<&mut team::Team>,
 ) {
     if let [worker] = workers {
         for a in bounds[0]..bounds[1] {
@@ -656,8 +659,10 @@ fn run_workers(
                 if sh.sabotaged[a] {
                     panic!("swarmpose: injected fault: agent {a} panics (fault-kind=panic)");
                 }
-                if sh.kernel.uses_planes() {
-                    forward_simd(plan, sh.input_planes, worker, q, sh.isa, sh.split_depth);
+                if let Some(team) = team.as_deref_mut() {
+                    team.forward(plan, sh.input_planes, worker, q, sh.isa);
+                } else if sh.kernel.uses_planes() {
+                    forward_simd(plan, sh.input_planes, worker, q, sh.isa);
                 } else {
                     forward_scalar(plan, sh.input, worker, q);
                 }
@@ -692,8 +697,8 @@ fn run_workers(
         None => (None, None),
     };
     rayon::join(
-        || run_workers(sh, wl, &bounds[..=mid], ql, ol, base),
-        || run_workers(sh, wr, &bounds[mid..], qr, or, base + split),
+        || run_workers(sh, wl, &bounds[..=mid], ql, ol, base, None),
+        || run_workers(sh, wr, &bounds[mid..], qr, or, base + split, None),
     );
 }
 
@@ -801,7 +806,6 @@ fn forward_simd(
     worker: &mut Worker,
     out: &mut [i8],
     isa: Isa,
-    split_depth: u32,
 ) {
     let n = plan.simd.len();
     let [a, b] = &mut worker.planes;
@@ -813,8 +817,8 @@ fn forward_simd(
         };
         let input = match &layer.quads {
             Some(q) if isa.has_quads() => {
-                let quads = &mut worker.quads[..q.count * layer.src.plane_len];
-                fill_quads(layer, q, src, quads, 0, isa, split_depth);
+                let quads = &mut worker.quads[0][..q.count * layer.src.plane_len];
+                fill_quads(layer, q, (src, 0), quads, 0, isa);
                 LayerInput::Quads(quads)
             }
             _ => LayerInput::Pairs(src),
@@ -826,7 +830,7 @@ fn forward_simd(
             .get(l + 1)
             .is_some_and(|next| next.quads.is_none() || !isa.has_quads());
         let pairs = 0..layer.dst.pairs;
-        conv_layer(layer, input, dst, pairs, isa, split_depth, borders);
+        conv_layer(layer, input, dst, pairs, isa, borders);
     }
     let last = &plan.simd[n - 1];
     let result = if n % 2 == 1 { &a[..] } else { &b[..] };
@@ -881,27 +885,16 @@ enum LayerInput<'a> {
     Quads(&'a [i32]),
 }
 
-/// Repacks the pair planes `src` into the quad planes `quads` (which start at quad `first`),
-/// split over rayon like [`conv_layer`].
+/// Repacks the pair planes `src` (which start at pair `src.1`) into the quad planes `quads`
+/// (which start at quad `first`).
 fn fill_quads(
     layer: &SimdLayer,
     q: &QuadWeights,
-    src: &[i32],
+    src: (&[i32], usize),
     quads: &mut [i32],
     first: usize,
     isa: Isa,
-    split_depth: u32,
 ) {
-    let plane = layer.src.plane_len;
-    let n = quads.len() / plane;
-    if split_depth > 0 && n >= 2 && quads.len() >= 1 << 15 {
-        let (l, r) = quads.split_at_mut(n / 2 * plane);
-        rayon::join(
-            || fill_quads(layer, q, src, l, first, isa, split_depth - 1),
-            || fill_quads(layer, q, src, r, first + n / 2, isa, split_depth - 1),
-        );
-        return;
-    }
     #[cfg(target_arch = "x86_64")]
     if let Isa::X86(isa) = isa {
         return x86::pairs_to_quads(isa, &layer.src, q.offset, src, quads, first);
@@ -909,8 +902,7 @@ fn fill_quads(
     unreachable!("quad planes are only built for the VNNI kernels ({isa:?})");
 }
 
-/// Output pair planes `pairs` of one layer into `dst` (which starts at plane `pairs.start`),
-/// split in halves over rayon `split_depth` times. Planes are disjoint, so halves never race.
+/// Output pair planes `pairs` of one layer into `dst` (which starts at plane `pairs.start`).
 /// `borders`: whether the x86 kernels restore the zero borders (`x86::conv`).
 fn conv_layer(
     layer: &SimdLayer,
@@ -918,40 +910,8 @@ fn conv_layer(
     dst: &mut [i32],
     pairs: std::ops::Range<usize>,
     isa: Isa,
-    split_depth: u32,
     borders: bool,
 ) {
-    // Below ~64k MACs a part, fork/join costs more than it saves.
-    let part_macs = pairs.len() * 2 * layer.dst.shape.h * layer.dst.shape.w * layer.fan_in;
-    if split_depth > 0 && pairs.len() >= 2 && part_macs >= 1 << 17 {
-        let mid = pairs.start + pairs.len() / 2;
-        let (l, r) = dst.split_at_mut((mid - pairs.start) * layer.dst.plane_len);
-        rayon::join(
-            || {
-                conv_layer(
-                    layer,
-                    input,
-                    l,
-                    pairs.start..mid,
-                    isa,
-                    split_depth - 1,
-                    borders,
-                )
-            },
-            || {
-                conv_layer(
-                    layer,
-                    input,
-                    r,
-                    mid..pairs.end,
-                    isa,
-                    split_depth - 1,
-                    borders,
-                )
-            },
-        );
-        return;
-    }
     #[cfg(target_arch = "x86_64")]
     if let Isa::X86(isa) = isa {
         return x86::conv(isa, layer, input, dst, pairs, borders);

@@ -354,27 +354,35 @@ unsafe fn store<const NP: usize, const NV: usize>(
 // ---------------------------------------------------------------------------------------------
 // Dense 1x1 layers on quad planes (`vpdpbusd`)
 
-/// Repacks the pair planes `src` (geometry `g`) into quad planes `first..` (as many as
-/// `quads` holds): quad `g` packs pairs `2g` and `2g + 1` (pair `2g` again past the last pair:
-/// its weights are zero) as the bytes `x + offset` of channels `4g, 4g + 2, 4g + 1, 4g + 3`,
-/// where `x` is the centred i16 and `offset = 128 + zp`, so each byte is the unsigned `q + 128`.
+/// Repacks the pair planes `src` (geometry `g`; `src` starts at pair `base`, so it may hold
+/// only the pairs read) into quad planes `first..` (as many as `quads` holds): quad `g` packs
+/// pairs `2g` and `2g + 1` (pair `2g` again past the last pair: its weights are zero) as the
+/// bytes `x + offset` of channels `4g, 4g + 2, 4g + 1, 4g + 3`, where `x` is the centred i16
+/// and `offset = 128 + zp`, so each byte is the unsigned `q + 128`.
 /// Only the lanes [`conv_quads`] reads are written: columns `0..w` rounded up to 8 of each row,
 /// no border (a 1x1 layer reads none).
 pub(super) fn pairs_to_quads(
     isa: X86Isa,
     g: &PlaneGeom,
     offset: i32,
-    src: &[i32],
+    (src, base): (&[i32], usize),
     quads: &mut [i32],
     first: usize,
 ) {
     let plane = g.plane_len;
     assert!(isa.has_dpbusd() && quads.len().is_multiple_of(plane));
-    assert!(src.len() >= g.pairs * plane && first + quads.len() / plane <= g.pairs.div_ceil(2));
+    let count = quads.len() / plane;
+    assert!(first + count <= g.pairs.div_ceil(2));
+    if count == 0 {
+        return;
+    }
+    // The pairs read: 2 * first ..= the odd pair of the last quad (clamped to the last pair).
+    let last_pair = (2 * (first + count) - 1).min(g.pairs - 1);
+    assert!(base <= 2 * first && src.len() >= (last_pair + 1 - base) * plane);
     // Rows 1..=h, lanes 1..=w8 of each: inside the plane, since the stride is w8 + 8.
     assert!(g.stride > g.shape.w.next_multiple_of(8));
     // SAFETY: `X86Isa::supports` found AVX2 on this CPU; the loads stay in the checked planes.
-    unsafe { pairs_to_quads_avx2(g, offset, src, quads, first) }
+    unsafe { pairs_to_quads_avx2(g, offset, src, base, quads, first) }
 }
 
 #[target_feature(enable = "avx2")]
@@ -382,6 +390,7 @@ unsafe fn pairs_to_quads_avx2(
     g: &PlaneGeom,
     offset: i32,
     src: &[i32],
+    base: usize,
     quads: &mut [i32],
     first: usize,
 ) {
@@ -392,10 +401,10 @@ unsafe fn pairs_to_quads_avx2(
         let (plane, w8) = (g.plane_len, g.shape.w.next_multiple_of(8));
         for (i, out) in quads.chunks_exact_mut(plane).enumerate() {
             let q = first + i;
-            let even = src.as_ptr().add(2 * q * plane);
+            let even = src.as_ptr().add((2 * q - base) * plane);
             let odd = src
                 .as_ptr()
-                .add((2 * q + 1).min(g.pairs - 1).max(2 * q) * plane);
+                .add(((2 * q + 1).min(g.pairs - 1).max(2 * q) - base) * plane);
             for y in 1..=g.shape.h {
                 for x in (y * g.stride + 1..y * g.stride + 1 + w8).step_by(8) {
                     let a = _mm256_add_epi16(_mm256_loadu_si256(even.add(x).cast()), k);
