@@ -55,17 +55,20 @@ pub enum CpuKernel {
     SimdAvxVnni,
     /// ... with AVX512-VNNI `vpdpwssd` (256-bit, AVX512-VL).
     SimdAvx512Vnni,
+    /// ... the same with 512-bit vectors for 16-position blocks (AVX512-F/BW/VL/VNNI).
+    SimdAvx512Zmm,
 }
 
 impl CpuKernel {
     /// Every kernel, for tests and benches that compare them.
-    pub const ALL: [CpuKernel; 6] = [
+    pub const ALL: [CpuKernel; 7] = [
         CpuKernel::Scalar,
         CpuKernel::Simd,
         CpuKernel::SimdPortable,
         CpuKernel::SimdAvx2,
         CpuKernel::SimdAvxVnni,
         CpuKernel::SimdAvx512Vnni,
+        CpuKernel::SimdAvx512Zmm,
     ];
 
     /// Whether this kernel works on pair planes (every one but `Scalar`).
@@ -85,6 +88,7 @@ impl CpuKernel {
                 CpuKernel::SimdAvx2 => X86Isa::Avx2,
                 CpuKernel::SimdAvxVnni => X86Isa::AvxVnni,
                 CpuKernel::SimdAvx512Vnni => X86Isa::Avx512Vnni,
+                CpuKernel::SimdAvx512Zmm => X86Isa::Avx512Zmm,
             };
             if X86Isa::supports(want) {
                 Ok(Isa::X86(want))
@@ -546,7 +550,7 @@ impl CpuSwarm {
         self.kernel
     }
 
-    /// What the layers run on: `wide`, `avx2`, `avx-vnni` or `avx512-vnni` (the scalar kernel
+    /// What the layers run on: `wide`, `avx2`, `avx-vnni`, `avx512-vnni` or `avx512-vnni-zmm` (the scalar kernel
     /// reports `wide` too, unused).
     pub fn isa_name(&self) -> &'static str {
         self.isa.name()

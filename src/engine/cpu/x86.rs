@@ -16,6 +16,10 @@
 //! ([`conv_quads`]): `vpdpbusd` multiplies four u8 activations by four i8 weights per lane, 32
 //! multiply-adds per instruction against `vpdpwssd`'s 16, with 6 (AVX-VNNI, 16 registers) or 8
 //! (AVX512-VNNI, 32 registers) output channels per block.
+//!
+//! With AVX-512 (F, BW, VL and VNNI), 16-position blocks use one 512-bit vector instead of two
+//! 256-bit ones (the [`Lanes`] trait writes each kernel once for both widths): half the
+//! instructions for the same work, where a CPU executes 512-bit integer ops at full rate.
 
 use super::{LayerInput, MapShape, PlaneGeom, SimdLayer, requant8};
 use std::arch::x86_64::*;
@@ -31,6 +35,8 @@ pub(super) enum X86Isa {
     AvxVnni,
     /// 256-bit `vpdpwssd`, EVEX form (AVX512-VNNI + AVX512-VL: Ice Lake, Zen 4).
     Avx512Vnni,
+    /// The same with 512-bit vectors for 16-position blocks (AVX512-F/BW/VL/VNNI).
+    Avx512Zmm,
 }
 
 impl X86Isa {
@@ -43,12 +49,18 @@ impl X86Isa {
                 Self::Avx512Vnni => {
                     is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl")
                 }
+                Self::Avx512Zmm => {
+                    is_x86_feature_detected!("avx512f")
+                        && is_x86_feature_detected!("avx512bw")
+                        && is_x86_feature_detected!("avx512vl")
+                        && is_x86_feature_detected!("avx512vnni")
+                }
             }
     }
 
     /// The best instruction set of this CPU, if any.
     pub(super) fn detect() -> Option<Self> {
-        [Self::Avx512Vnni, Self::AvxVnni, Self::Avx2]
+        [Self::Avx512Zmm, Self::Avx512Vnni, Self::AvxVnni, Self::Avx2]
             .into_iter()
             .find(|&isa| Self::supports(isa))
     }
@@ -64,6 +76,7 @@ impl X86Isa {
             Self::Avx2 => "avx2",
             Self::AvxVnni => "avx-vnni",
             Self::Avx512Vnni => "avx512-vnni",
+            Self::Avx512Zmm => "avx512-vnni-zmm",
         }
     }
 }
@@ -112,6 +125,7 @@ fn conv_pairs(isa: X86Isa, layer: &SimdLayer, src: &[i32], dst: &mut [i32], pair
             X86Isa::Avx2 => conv_avx2(layer, src, dst, pairs),
             X86Isa::AvxVnni => conv_avx_vnni(layer, src, dst, pairs),
             X86Isa::Avx512Vnni => conv_avx512_vnni(layer, src, dst, pairs),
+            X86Isa::Avx512Zmm => conv_avx512_zmm(layer, src, dst, pairs),
         }
     }
 }
@@ -137,23 +151,29 @@ const DPWSSD_EVEX: u8 = 2;
 #[target_feature(enable = "avx2")]
 unsafe fn conv_avx2(layer: &SimdLayer, src: &[i32], dst: &mut [i32], pairs: Range<usize>) {
     // SAFETY: forwarded from the caller.
-    unsafe { conv_rows::<MADD>(layer, src, dst, pairs) }
+    unsafe { conv_rows::<MADD, false>(layer, src, dst, pairs) }
 }
 
 #[target_feature(enable = "avx2,avxvnni")]
 unsafe fn conv_avx_vnni(layer: &SimdLayer, src: &[i32], dst: &mut [i32], pairs: Range<usize>) {
     // SAFETY: forwarded from the caller.
-    unsafe { conv_rows::<DPWSSD_VEX>(layer, src, dst, pairs) }
+    unsafe { conv_rows::<DPWSSD_VEX, false>(layer, src, dst, pairs) }
 }
 
 #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
 unsafe fn conv_avx512_vnni(layer: &SimdLayer, src: &[i32], dst: &mut [i32], pairs: Range<usize>) {
     // SAFETY: forwarded from the caller.
-    unsafe { conv_rows::<DPWSSD_EVEX>(layer, src, dst, pairs) }
+    unsafe { conv_rows::<DPWSSD_EVEX, false>(layer, src, dst, pairs) }
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn conv_avx512_zmm(layer: &SimdLayer, src: &[i32], dst: &mut [i32], pairs: Range<usize>) {
+    // SAFETY: forwarded from the caller.
+    unsafe { conv_rows::<DPWSSD_EVEX, true>(layer, src, dst, pairs) }
 }
 
 #[inline(always)]
-unsafe fn conv_rows<const MAC: u8>(
+unsafe fn conv_rows<const MAC: u8, const ZMM: bool>(
     layer: &SimdLayer,
     src: &[i32],
     dst: &mut [i32],
@@ -162,19 +182,19 @@ unsafe fn conv_rows<const MAC: u8>(
     // SAFETY (all arms): forwarded from the caller.
     unsafe {
         match (layer.conv_stride, layer.depthwise) {
-            (1, false) => conv_blocks::<MAC, 1, false>(layer, src, dst, pairs),
-            (1, true) => conv_blocks::<MAC, 1, true>(layer, src, dst, pairs),
-            (_, false) => conv_blocks::<MAC, 2, false>(layer, src, dst, pairs),
-            (_, true) => conv_blocks::<MAC, 2, true>(layer, src, dst, pairs),
+            (1, false) => conv_blocks::<MAC, ZMM, 1, false>(layer, src, dst, pairs),
+            (1, true) => conv_blocks::<MAC, ZMM, 1, true>(layer, src, dst, pairs),
+            (_, false) => conv_blocks::<MAC, ZMM, 2, false>(layer, src, dst, pairs),
+            (_, true) => conv_blocks::<MAC, ZMM, 2, true>(layer, src, dst, pairs),
         }
     }
 }
 
 /// Row by row (so one input row of every plane stays in L1 while all output pairs read it),
 /// two output pairs at a time (one at the end of an odd count), 16 positions at a time (8 at
-/// the end of a row when no more are left).
+/// the end of a row when no more are left); with `ZMM`, 16 positions are one 512-bit vector.
 #[inline(always)]
-unsafe fn conv_blocks<const MAC: u8, const S: usize, const DW: bool>(
+unsafe fn conv_blocks<const MAC: u8, const ZMM: bool, const S: usize, const DW: bool>(
     layer: &SimdLayer,
     src: &[i32],
     dst: &mut [i32],
@@ -197,11 +217,15 @@ unsafe fn conv_blocks<const MAC: u8, const S: usize, const DW: bool>(
                 };
                 // SAFETY: forwarded from the caller.
                 unsafe {
-                    match (two, w - x0 > 8) {
-                        (true, true) => block::<MAC, 2, 2, S, DW>(layer, src, dst, at),
-                        (true, false) => block::<MAC, 2, 1, S, DW>(layer, src, dst, at),
-                        (false, true) => block::<MAC, 1, 2, S, DW>(layer, src, dst, at),
-                        (false, false) => block::<MAC, 1, 1, S, DW>(layer, src, dst, at),
+                    type Y = __m256i;
+                    type Z = __m512i;
+                    match (two, w - x0 > 8, ZMM) {
+                        (true, true, true) => block::<Z, MAC, 2, 1, S, DW>(layer, src, dst, at),
+                        (true, true, false) => block::<Y, MAC, 2, 2, S, DW>(layer, src, dst, at),
+                        (true, false, _) => block::<Y, MAC, 2, 1, S, DW>(layer, src, dst, at),
+                        (false, true, true) => block::<Z, MAC, 1, 1, S, DW>(layer, src, dst, at),
+                        (false, true, false) => block::<Y, MAC, 1, 2, S, DW>(layer, src, dst, at),
+                        (false, false, _) => block::<Y, MAC, 1, 1, S, DW>(layer, src, dst, at),
                     }
                 }
                 x0 += 16;
@@ -240,10 +264,17 @@ struct Block {
     x0: usize,
 }
 
-/// `NP` output pairs (`2 * NP` channels) x `8 * NV` positions: for every tap (and, when
+/// `NP` output pairs (`2 * NP` channels) x `V::N * NV` positions: for every tap (and, when
 /// dense, every input pair), `NV` loads feed `2 * NP * NV` multiply-adds.
 #[inline(always)]
-unsafe fn block<const MAC: u8, const NP: usize, const NV: usize, const S: usize, const DW: bool>(
+unsafe fn block<
+    V: Lanes,
+    const MAC: u8,
+    const NP: usize,
+    const NV: usize,
+    const S: usize,
+    const DW: bool,
+>(
     layer: &SimdLayer,
     src: &[i32],
     dst: &mut [i32],
@@ -254,9 +285,9 @@ unsafe fn block<const MAC: u8, const NP: usize, const NV: usize, const S: usize,
         let sg = &layer.src;
         let k = layer.kernel;
         let taps = k * k;
-        let mut acc = [[_mm256_setzero_si256(); NV]; 8];
+        let mut acc = [[V::splat(0); NV]; 8];
         for (c, row) in acc.iter_mut().enumerate().take(2 * NP) {
-            *row = [_mm256_set1_epi32(layer.bias[2 * b.q + c]); NV];
+            *row = [V::splat(layer.bias[2 * b.q + c]); NV];
         }
         for ky in 0..k {
             let iy = b.oy * S + ky + 1 - layer.pad_y;
@@ -269,14 +300,14 @@ unsafe fn block<const MAC: u8, const NP: usize, const NV: usize, const S: usize,
                     // select one channel of the pair each.
                     for p in 0..NP {
                         let at = row.add((b.q + p) * sg.plane_len);
-                        let v: [__m256i; NV] =
-                            std::array::from_fn(|j| load::<S>(at.add(8 * S * j)));
+                        let v: [V; NV] =
+                            std::array::from_fn(|j| V::load::<S>(at.add(V::N * S * j)));
                         let c = 2 * (b.q + p);
-                        let wa = _mm256_set1_epi32(layer.packed[c * taps + t]);
-                        let wb = _mm256_set1_epi32(layer.packed[(c + 1) * taps + t]);
+                        let wa = V::splat(layer.packed[c * taps + t]);
+                        let wb = V::splat(layer.packed[(c + 1) * taps + t]);
                         for j in 0..NV {
-                            acc[2 * p][j] = mac::<MAC>(acc[2 * p][j], v[j], wa);
-                            acc[2 * p + 1][j] = mac::<MAC>(acc[2 * p + 1][j], v[j], wb);
+                            acc[2 * p][j] = acc[2 * p][j].mac::<MAC>(v[j], wa);
+                            acc[2 * p + 1][j] = acc[2 * p + 1][j].mac::<MAC>(v[j], wb);
                         }
                     }
                 } else {
@@ -285,13 +316,13 @@ unsafe fn block<const MAC: u8, const NP: usize, const NV: usize, const S: usize,
                         layer.packed[(c * taps + t) * sg.pairs..].as_ptr()
                     });
                     let (n, len) = (sg.pairs, sg.plane_len);
-                    dense_step::<NP, NV, S>(&mut acc, row, len, n, weights, |a, v, w| {
-                        mac::<MAC>(a, v, w)
+                    dense_step::<V, NP, NV, S>(&mut acc, row, len, n, weights, |a, v, w| {
+                        a.mac::<MAC>(v, w)
                     });
                 }
             }
         }
-        store::<NP, NV>(layer, dst, b, &acc);
+        store::<V, NP, NV>(layer, dst, b, &acc);
     }
 }
 
@@ -299,22 +330,22 @@ unsafe fn block<const MAC: u8, const NP: usize, const NV: usize, const S: usize,
 /// `NV` loads, each multiplied by the broadcast weight `weights[c][plane]` of each of the
 /// `2 * NP` output channels into `acc[c]` with `mac`.
 #[inline(always)]
-unsafe fn dense_step<const NP: usize, const NV: usize, const S: usize>(
-    acc: &mut [[__m256i; NV]; 8],
+unsafe fn dense_step<V: Lanes, const NP: usize, const NV: usize, const S: usize>(
+    acc: &mut [[V; NV]; 8],
     row: *const i32,
     len: usize,
     n: usize,
     weights: [*const i32; 8],
-    mac: impl Fn(__m256i, __m256i, __m256i) -> __m256i,
+    mac: impl Fn(V, V, V) -> V,
 ) {
     // SAFETY: the caller enables the instruction set and checked the bounds of the loads;
     // each `weights[c]` holds `n` lanes.
     unsafe {
         for p in 0..n {
             let at = row.add(p * len);
-            let v: [__m256i; NV] = std::array::from_fn(|j| load::<S>(at.add(8 * S * j)));
+            let v: [V; NV] = std::array::from_fn(|j| V::load::<S>(at.add(V::N * S * j)));
             for c in 0..2 * NP {
-                let wv = _mm256_set1_epi32(*weights[c].add(p));
+                let wv = V::splat(*weights[c].add(p));
                 for j in 0..NV {
                     acc[c][j] = mac(acc[c][j], v[j], wv);
                 }
@@ -323,16 +354,16 @@ unsafe fn dense_step<const NP: usize, const NV: usize, const S: usize>(
     }
 }
 
-/// Requantises the accumulators of `NP` output pairs x `8 * NV` positions and stores them
+/// Requantises the accumulators of `NP` output pairs x `V::N * NV` positions and stores them
 /// into their pair planes.
 #[inline(always)]
-unsafe fn store<const NP: usize, const NV: usize>(
+unsafe fn store<V: Lanes, const NP: usize, const NV: usize>(
     layer: &SimdLayer,
     dst: &mut [i32],
     b: Block,
-    acc: &[[__m256i; NV]],
+    acc: &[[V; NV]],
 ) {
-    // SAFETY: the caller enables AVX2; the slices are bounds-checked.
+    // SAFETY: the caller enables the instruction set; the slices are bounds-checked.
     unsafe {
         let dg = &layer.dst;
         let out = (b.oy + 1) * dg.stride + b.x0 + 1;
@@ -340,12 +371,10 @@ unsafe fn store<const NP: usize, const NV: usize>(
             let plane = &mut dst[(b.local + p) * dg.plane_len..][..dg.plane_len];
             let (ca, cb) = (2 * (b.q + p), 2 * (b.q + p) + 1);
             for j in 0..NV {
-                let qa = requant(layer, ca, acc[2 * p][j]);
-                let qb = requant(layer, cb, acc[2 * p + 1][j]);
-                // Even channel in the low half of each lane.
-                let packed = _mm256_blend_epi16::<0b1010_1010>(qa, _mm256_slli_epi32::<16>(qb));
-                let lanes = &mut plane[out + 8 * j..out + 8 * j + 8];
-                _mm256_storeu_si256(lanes.as_mut_ptr().cast(), packed);
+                let qa = V::requant(layer, ca, acc[2 * p][j]);
+                let qb = V::requant(layer, cb, acc[2 * p + 1][j]);
+                let lanes = &mut plane[out + V::N * j..out + V::N * (j + 1)];
+                V::store_pair(qa, qb, lanes.as_mut_ptr());
             }
         }
     }
@@ -433,6 +462,7 @@ fn conv_quads(isa: X86Isa, layer: &SimdLayer, quads: &[i32], dst: &mut [i32], pa
         match isa {
             X86Isa::AvxVnni => quads_avx_vnni(layer, quads, dst, pairs),
             X86Isa::Avx512Vnni => quads_avx512_vnni(layer, quads, dst, pairs),
+            X86Isa::Avx512Zmm => quads_avx512_zmm(layer, quads, dst, pairs),
             X86Isa::Avx2 => unreachable!("checked above"),
         }
     }
@@ -441,7 +471,7 @@ fn conv_quads(isa: X86Isa, layer: &SimdLayer, quads: &[i32], dst: &mut [i32], pa
 #[target_feature(enable = "avx2,avxvnni")]
 unsafe fn quads_avx_vnni(layer: &SimdLayer, quads: &[i32], dst: &mut [i32], pairs: Range<usize>) {
     // SAFETY: forwarded from the caller.
-    unsafe { quad_rows::<DPWSSD_VEX, 3>(layer, quads, dst, pairs) }
+    unsafe { quad_rows::<DPWSSD_VEX, 3, false>(layer, quads, dst, pairs) }
 }
 
 #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
@@ -452,13 +482,19 @@ unsafe fn quads_avx512_vnni(
     pairs: Range<usize>,
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe { quad_rows::<DPWSSD_EVEX, 4>(layer, quads, dst, pairs) }
+    unsafe { quad_rows::<DPWSSD_EVEX, 4, false>(layer, quads, dst, pairs) }
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn quads_avx512_zmm(layer: &SimdLayer, quads: &[i32], dst: &mut [i32], pairs: Range<usize>) {
+    // SAFETY: forwarded from the caller.
+    unsafe { quad_rows::<DPWSSD_EVEX, 4, true>(layer, quads, dst, pairs) }
 }
 
 /// Row by row, `NP` output pairs at a time (fewer at the end), 16 positions at a time (8 at
-/// the end of a row).
+/// the end of a row); with `ZMM`, 16 positions are one 512-bit vector.
 #[inline(always)]
-unsafe fn quad_rows<const MAC: u8, const NP: usize>(
+unsafe fn quad_rows<const MAC: u8, const NP: usize, const ZMM: bool>(
     layer: &SimdLayer,
     quads: &[i32],
     dst: &mut [i32],
@@ -481,15 +517,12 @@ unsafe fn quad_rows<const MAC: u8, const NP: usize>(
                 let wide = w - x0 > 8;
                 // SAFETY: forwarded from the caller.
                 unsafe {
-                    match (n, wide) {
-                        (4, true) => quad_block::<MAC, 4, 2>(layer, quads, dst, at),
-                        (4, false) => quad_block::<MAC, 4, 1>(layer, quads, dst, at),
-                        (3, true) => quad_block::<MAC, 3, 2>(layer, quads, dst, at),
-                        (3, false) => quad_block::<MAC, 3, 1>(layer, quads, dst, at),
-                        (2, true) => quad_block::<MAC, 2, 2>(layer, quads, dst, at),
-                        (2, false) => quad_block::<MAC, 2, 1>(layer, quads, dst, at),
-                        (_, true) => quad_block::<MAC, 1, 2>(layer, quads, dst, at),
-                        (_, false) => quad_block::<MAC, 1, 1>(layer, quads, dst, at),
+                    if wide && ZMM {
+                        quad_width::<__m512i, MAC, 1>(n, layer, quads, dst, at);
+                    } else if wide {
+                        quad_width::<__m256i, MAC, 2>(n, layer, quads, dst, at);
+                    } else {
+                        quad_width::<__m256i, MAC, 1>(n, layer, quads, dst, at);
                     }
                 }
                 x0 += 16;
@@ -499,10 +532,30 @@ unsafe fn quad_rows<const MAC: u8, const NP: usize>(
     }
 }
 
-/// `NP` output pairs x `8 * NV` positions: for every input quad, `NV` loads feed
-/// `2 * NP * NV` `vpdpbusd` (32 multiply-adds each).
+/// [`quad_block`] for `n` (1 to 4) output pairs.
 #[inline(always)]
-unsafe fn quad_block<const MAC: u8, const NP: usize, const NV: usize>(
+unsafe fn quad_width<V: Lanes, const MAC: u8, const NV: usize>(
+    n: usize,
+    layer: &SimdLayer,
+    quads: &[i32],
+    dst: &mut [i32],
+    at: Block,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match n {
+            4 => quad_block::<V, MAC, 4, NV>(layer, quads, dst, at),
+            3 => quad_block::<V, MAC, 3, NV>(layer, quads, dst, at),
+            2 => quad_block::<V, MAC, 2, NV>(layer, quads, dst, at),
+            _ => quad_block::<V, MAC, 1, NV>(layer, quads, dst, at),
+        }
+    }
+}
+
+/// `NP` output pairs x `V::N * NV` positions: for every input quad, `NV` loads feed
+/// `2 * NP * NV` `vpdpbusd` (`V::N * 4` multiply-adds each).
+#[inline(always)]
+unsafe fn quad_block<V: Lanes, const MAC: u8, const NP: usize, const NV: usize>(
     layer: &SimdLayer,
     quads: &[i32],
     dst: &mut [i32],
@@ -511,90 +564,203 @@ unsafe fn quad_block<const MAC: u8, const NP: usize, const NV: usize>(
     // SAFETY: the caller enables the instruction set and checked the bounds of the loads.
     unsafe {
         let (sg, qw) = (&layer.src, layer.quads.as_ref().unwrap_unchecked());
-        let mut acc = [[_mm256_setzero_si256(); NV]; 8];
+        let mut acc = [[V::splat(0); NV]; 8];
         for (c, row) in acc.iter_mut().enumerate().take(2 * NP) {
-            *row = [_mm256_set1_epi32(qw.bias[2 * b.q + c]); NV];
+            *row = [V::splat(qw.bias[2 * b.q + c]); NV];
         }
         let weights = std::array::from_fn(|c| {
             let c = 2 * b.q + c.min(2 * NP - 1);
             qw.packed[c * qw.count..].as_ptr()
         });
         let row = quads.as_ptr().add((b.oy + 1) * sg.stride + b.x0 + 1);
-        dense_step::<NP, NV, 1>(&mut acc, row, sg.plane_len, qw.count, weights, |a, v, w| {
-            dpbusd::<MAC>(a, v, w)
+        dense_step::<V, NP, NV, 1>(&mut acc, row, sg.plane_len, qw.count, weights, |a, v, w| {
+            a.dpbusd::<MAC>(v, w)
         });
-        store::<NP, NV>(layer, dst, b, &acc);
+        store::<V, NP, NV>(layer, dst, b, &acc);
     }
 }
 
-/// `acc + sum of the four u8 x i8 byte products of each lane` (`v` unsigned, `w` signed);
-/// exact, no saturation.
-#[inline(always)]
-unsafe fn dpbusd<const MAC: u8>(acc: __m256i, v: __m256i, w: __m256i) -> __m256i {
-    // SAFETY: the caller enables the instruction set `MAC` names.
-    unsafe {
-        match MAC {
-            DPWSSD_VEX => _mm256_dpbusd_avx_epi32(acc, v, w),
-            _ => _mm256_dpbusd_epi32(acc, v, w),
+/// A vector of i32 lanes the kernels are written over: 8 (`__m256i`) or 16 (`__m512i`).
+/// Every method needs the instruction set of its width enabled by the caller (AVX2 and, for
+/// the `MAC` it names, VNNI; AVX512-F/BW/VNNI for 512 bits).
+trait Lanes: Copy {
+    /// Lanes per vector.
+    const N: usize;
+    unsafe fn splat(x: i32) -> Self;
+    /// `N` lanes from `at`, every `S`-th one.
+    unsafe fn load<const S: usize>(at: *const i32) -> Self;
+    /// `self + pmaddwd(v, w)` with the chosen instruction.
+    unsafe fn mac<const MAC: u8>(self, v: Self, w: Self) -> Self;
+    /// `self + the sum of the four u8 x i8 byte products of each lane` (`v` unsigned, `w`
+    /// signed); exact, no saturation.
+    unsafe fn dpbusd<const MAC: u8>(self, v: Self, w: Self) -> Self;
+    /// [`super::requant8`]: the same split multiply (`Requant::apply`), rounding shift and
+    /// clamp, giving the centred output of channel `c`; sigmoid layers take the lane-wise LUT
+    /// path.
+    unsafe fn requant(layer: &SimdLayer, c: usize, acc: Self) -> Self;
+    /// Stores two channels as one pair plane's lanes at `to`, the even channel `a` in the low
+    /// half of each lane.
+    unsafe fn store_pair(a: Self, b: Self, to: *mut i32);
+}
+
+impl Lanes for __m256i {
+    const N: usize = 8;
+
+    #[inline(always)]
+    unsafe fn splat(x: i32) -> Self {
+        // SAFETY: the caller enables AVX2.
+        unsafe { _mm256_set1_epi32(x) }
+    }
+
+    #[inline(always)]
+    unsafe fn load<const S: usize>(at: *const i32) -> Self {
+        // SAFETY: the caller checked that `8 * S` lanes from `at` are in bounds.
+        unsafe {
+            let lo = _mm256_loadu_si256(at.cast());
+            if S == 1 {
+                return lo;
+            }
+            let hi = _mm256_loadu_si256(at.add(8).cast());
+            // [lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6], then the 64-bit quarters in order 0, 2, 1, 3.
+            let even = _mm256_shuffle_ps::<0b10_00_10_00>(
+                _mm256_castsi256_ps(lo),
+                _mm256_castsi256_ps(hi),
+            );
+            _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_castps_si256(even))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn mac<const MAC: u8>(self, v: Self, w: Self) -> Self {
+        // SAFETY: the caller enables the instruction set `MAC` names.
+        unsafe {
+            match MAC {
+                DPWSSD_VEX => _mm256_dpwssd_avx_epi32(self, v, w),
+                DPWSSD_EVEX => _mm256_dpwssd_epi32(self, v, w),
+                _ => _mm256_add_epi32(self, _mm256_madd_epi16(v, w)),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dpbusd<const MAC: u8>(self, v: Self, w: Self) -> Self {
+        // SAFETY: the caller enables the instruction set `MAC` names.
+        unsafe {
+            match MAC {
+                DPWSSD_VEX => _mm256_dpbusd_avx_epi32(self, v, w),
+                _ => _mm256_dpbusd_epi32(self, v, w),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn requant(layer: &SimdLayer, c: usize, acc: Self) -> Self {
+        // SAFETY: the caller enables AVX2.
+        unsafe {
+            if layer.lut.is_some() {
+                let lanes = i32x8::new(std::mem::transmute::<__m256i, [i32; 8]>(acc));
+                return std::mem::transmute::<[i32; 8], __m256i>(
+                    requant8(layer, c, lanes).to_array(),
+                );
+            }
+            let m = _mm256_set1_epi32(layer.mult[c]);
+            let s = layer.shift[c] as i32;
+            let hi = _mm256_srai_epi32::<15>(acc);
+            let lo = _mm256_and_si256(acc, _mm256_set1_epi32(0x7fff));
+            let r = _mm256_add_epi32(
+                _mm256_add_epi32(
+                    _mm256_madd_epi16(hi, m),
+                    _mm256_srai_epi32::<15>(_mm256_madd_epi16(lo, m)),
+                ),
+                _mm256_set1_epi32(1 << (s - 16)),
+            );
+            let r = _mm256_sra_epi32(r, _mm_cvtsi32_si128(s - 15));
+            _mm256_min_epi32(
+                _mm256_max_epi32(r, _mm256_set1_epi32(layer.lo[c])),
+                _mm256_set1_epi32(layer.hi[c]),
+            )
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store_pair(a: Self, b: Self, to: *mut i32) {
+        // SAFETY: the caller enables AVX2 and passes 8 writable lanes.
+        unsafe {
+            let packed = _mm256_blend_epi16::<0b1010_1010>(a, _mm256_slli_epi32::<16>(b));
+            _mm256_storeu_si256(to.cast(), packed);
         }
     }
 }
 
-/// [`super::requant8`] in AVX2: the same split multiply (`Requant::apply`), rounding shift and
-/// clamp, giving the centred output of channel `c`; sigmoid layers take the lane-wise LUT path.
-#[inline(always)]
-unsafe fn requant(layer: &SimdLayer, c: usize, acc: __m256i) -> __m256i {
-    // SAFETY: the caller enables AVX2.
-    unsafe {
-        if layer.lut.is_some() {
-            let lanes = i32x8::new(std::mem::transmute::<__m256i, [i32; 8]>(acc));
-            return std::mem::transmute::<[i32; 8], __m256i>(requant8(layer, c, lanes).to_array());
-        }
-        let m = _mm256_set1_epi32(layer.mult[c]);
-        let s = layer.shift[c] as i32;
-        let hi = _mm256_srai_epi32::<15>(acc);
-        let lo = _mm256_and_si256(acc, _mm256_set1_epi32(0x7fff));
-        let r = _mm256_add_epi32(
-            _mm256_add_epi32(
-                _mm256_madd_epi16(hi, m),
-                _mm256_srai_epi32::<15>(_mm256_madd_epi16(lo, m)),
-            ),
-            _mm256_set1_epi32(1 << (s - 16)),
-        );
-        let r = _mm256_sra_epi32(r, _mm_cvtsi32_si128(s - 15));
-        _mm256_min_epi32(
-            _mm256_max_epi32(r, _mm256_set1_epi32(layer.lo[c])),
-            _mm256_set1_epi32(layer.hi[c]),
-        )
-    }
-}
+impl Lanes for __m512i {
+    const N: usize = 16;
 
-/// `acc + pmaddwd(v, w)` with the chosen instruction.
-#[inline(always)]
-unsafe fn mac<const MAC: u8>(acc: __m256i, v: __m256i, w: __m256i) -> __m256i {
-    // SAFETY: the caller enables the instruction set `MAC` names.
-    unsafe {
-        match MAC {
-            DPWSSD_VEX => _mm256_dpwssd_avx_epi32(acc, v, w),
-            DPWSSD_EVEX => _mm256_dpwssd_epi32(acc, v, w),
-            _ => _mm256_add_epi32(acc, _mm256_madd_epi16(v, w)),
+    #[inline(always)]
+    unsafe fn splat(x: i32) -> Self {
+        // SAFETY: the caller enables AVX512-F.
+        unsafe { _mm512_set1_epi32(x) }
+    }
+
+    #[inline(always)]
+    unsafe fn load<const S: usize>(at: *const i32) -> Self {
+        // SAFETY: the caller checked that `16 * S` lanes from `at` are in bounds.
+        unsafe {
+            let lo = _mm512_loadu_si512(at.cast());
+            if S == 1 {
+                return lo;
+            }
+            let hi = _mm512_loadu_si512(at.add(16).cast());
+            let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            _mm512_permutex2var_epi32(lo, even, hi)
         }
     }
-}
 
-/// 8 lanes from `at`, every `S`-th one (S = 2: two loads, compacted by two shuffles).
-#[inline(always)]
-unsafe fn load<const S: usize>(at: *const i32) -> __m256i {
-    // SAFETY: the caller checked that `8 * S` lanes from `at` are in bounds.
-    unsafe {
-        let lo = _mm256_loadu_si256(at.cast());
-        if S == 1 {
-            return lo;
+    #[inline(always)]
+    unsafe fn mac<const MAC: u8>(self, v: Self, w: Self) -> Self {
+        // SAFETY: the caller enables AVX512-VNNI (the only `MAC` used at this width).
+        unsafe { _mm512_dpwssd_epi32(self, v, w) }
+    }
+
+    #[inline(always)]
+    unsafe fn dpbusd<const MAC: u8>(self, v: Self, w: Self) -> Self {
+        // SAFETY: the caller enables AVX512-VNNI.
+        unsafe { _mm512_dpbusd_epi32(self, v, w) }
+    }
+
+    #[inline(always)]
+    unsafe fn requant(layer: &SimdLayer, c: usize, acc: Self) -> Self {
+        // SAFETY: the caller enables AVX512-F/BW (and so AVX2).
+        unsafe {
+            if layer.lut.is_some() {
+                let lo = __m256i::requant(layer, c, _mm512_castsi512_si256(acc));
+                let hi = __m256i::requant(layer, c, _mm512_extracti64x4_epi64::<1>(acc));
+                return _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
+            }
+            let m = _mm512_set1_epi32(layer.mult[c]);
+            let s = layer.shift[c] as i32;
+            let hi = _mm512_srai_epi32::<15>(acc);
+            let lo = _mm512_and_si512(acc, _mm512_set1_epi32(0x7fff));
+            let r = _mm512_add_epi32(
+                _mm512_add_epi32(
+                    _mm512_madd_epi16(hi, m),
+                    _mm512_srai_epi32::<15>(_mm512_madd_epi16(lo, m)),
+                ),
+                _mm512_set1_epi32(1 << (s - 16)),
+            );
+            let r = _mm512_sra_epi32(r, _mm_cvtsi32_si128(s - 15));
+            _mm512_min_epi32(
+                _mm512_max_epi32(r, _mm512_set1_epi32(layer.lo[c])),
+                _mm512_set1_epi32(layer.hi[c]),
+            )
         }
-        let hi = _mm256_loadu_si256(at.add(8).cast());
-        // [lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6], then the 64-bit quarters in order 0, 2, 1, 3.
-        let even =
-            _mm256_shuffle_ps::<0b10_00_10_00>(_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi));
-        _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_castps_si256(even))
+    }
+
+    #[inline(always)]
+    unsafe fn store_pair(a: Self, b: Self, to: *mut i32) {
+        // SAFETY: the caller enables AVX512-BW and passes 16 writable lanes.
+        unsafe {
+            let packed = _mm512_mask_blend_epi16(0xaaaa_aaaa, a, _mm512_slli_epi32::<16>(b));
+            _mm512_storeu_si512(to.cast(), packed);
+        }
     }
 }
