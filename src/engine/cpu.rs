@@ -550,8 +550,8 @@ impl CpuSwarm {
         self.kernel
     }
 
-    /// What the layers run on: `wide`, `avx2`, `avx-vnni`, `avx512-vnni` or `avx512-vnni-zmm` (the scalar kernel
-    /// reports `wide` too, unused).
+    /// What the layers run on: `wide`, `avx2`, `avx-vnni`, `avx512-vnni` or `avx512-vnni-zmm`
+    /// (the scalar kernel reports `wide` too, unused).
     pub fn isa_name(&self) -> &'static str {
         self.isa.name()
     }

@@ -316,23 +316,24 @@ unsafe fn block<
                         layer.packed[(c * taps + t) * sg.pairs..].as_ptr()
                     });
                     let (n, len) = (sg.pairs, sg.plane_len);
+                    let row = (row, V::N * S);
                     dense_step::<V, NP, NV, S>(&mut acc, row, len, n, weights, |a, v, w| {
                         a.mac::<MAC>(v, w)
                     });
                 }
             }
         }
-        store::<V, NP, NV>(layer, dst, b, &acc);
+        store::<V, NP, NV>(layer, dst, (b, V::N), &acc);
     }
 }
 
 /// One tap of a dense layer: for each of the `n` input planes (`len` lanes apart) from `row`,
-/// `NV` loads, each multiplied by the broadcast weight `weights[c][plane]` of each of the
-/// `2 * NP` output channels into `acc[c]` with `mac`.
+/// `NV` loads (`step` lanes apart), each multiplied by the broadcast weight
+/// `weights[c][plane]` of each of the `2 * NP` output channels into `acc[c]` with `mac`.
 #[inline(always)]
 unsafe fn dense_step<V: Lanes, const NP: usize, const NV: usize, const S: usize>(
     acc: &mut [[V; NV]; 8],
-    row: *const i32,
+    (row, step): (*const i32, usize),
     len: usize,
     n: usize,
     weights: [*const i32; 8],
@@ -343,7 +344,7 @@ unsafe fn dense_step<V: Lanes, const NP: usize, const NV: usize, const S: usize>
     unsafe {
         for p in 0..n {
             let at = row.add(p * len);
-            let v: [V; NV] = std::array::from_fn(|j| V::load::<S>(at.add(V::N * S * j)));
+            let v: [V; NV] = std::array::from_fn(|j| V::load::<S>(at.add(step * j)));
             for c in 0..2 * NP {
                 let wv = V::splat(*weights[c].add(p));
                 for j in 0..NV {
@@ -354,13 +355,13 @@ unsafe fn dense_step<V: Lanes, const NP: usize, const NV: usize, const S: usize>
     }
 }
 
-/// Requantises the accumulators of `NP` output pairs x `V::N * NV` positions and stores them
-/// into their pair planes.
+/// Requantises the accumulators of `NP` output pairs x `NV` vectors of positions (`step` lanes
+/// apart: along the row, or on consecutive rows) and stores them into their pair planes.
 #[inline(always)]
 unsafe fn store<V: Lanes, const NP: usize, const NV: usize>(
     layer: &SimdLayer,
     dst: &mut [i32],
-    b: Block,
+    (b, step): (Block, usize),
     acc: &[[V; NV]],
 ) {
     // SAFETY: the caller enables the instruction set; the slices are bounds-checked.
@@ -373,7 +374,7 @@ unsafe fn store<V: Lanes, const NP: usize, const NV: usize>(
             for j in 0..NV {
                 let qa = V::requant(layer, ca, acc[2 * p][j]);
                 let qb = V::requant(layer, cb, acc[2 * p + 1][j]);
-                let lanes = &mut plane[out + V::N * j..out + V::N * (j + 1)];
+                let lanes = &mut plane[out + step * j..][..V::N];
                 V::store_pair(qa, qb, lanes.as_mut_ptr());
             }
         }
@@ -502,7 +503,10 @@ unsafe fn quad_rows<const MAC: u8, const NP: usize, const ZMM: bool>(
 ) {
     let MapShape { h, w, .. } = layer.dst.shape;
     let first = pairs.start;
-    for oy in 0..h {
+    let mut oy = 0;
+    while oy < h {
+        // With 32 registers, two rows at a time: each weight broadcast feeds two vectors.
+        let two_rows = ZMM && oy + 1 < h;
         let mut q = first;
         while q < pairs.end {
             let n = (pairs.end - q).min(NP);
@@ -515,26 +519,35 @@ unsafe fn quad_rows<const MAC: u8, const NP: usize, const ZMM: bool>(
                     x0,
                 };
                 let wide = w - x0 > 8;
+                type Y = __m256i;
+                type Z = __m512i;
                 // SAFETY: forwarded from the caller.
                 unsafe {
-                    if wide && ZMM {
-                        quad_width::<__m512i, MAC, 1>(n, layer, quads, dst, at);
-                    } else if wide {
-                        quad_width::<__m256i, MAC, 2>(n, layer, quads, dst, at);
-                    } else {
-                        quad_width::<__m256i, MAC, 1>(n, layer, quads, dst, at);
+                    match (two_rows, wide, ZMM) {
+                        (true, true, _) => quad_width::<Z, MAC, 2, true>(n, layer, quads, dst, at),
+                        (true, false, _) => quad_width::<Y, MAC, 2, true>(n, layer, quads, dst, at),
+                        (false, true, true) => {
+                            quad_width::<Z, MAC, 1, false>(n, layer, quads, dst, at)
+                        }
+                        (false, true, false) => {
+                            quad_width::<Y, MAC, 2, false>(n, layer, quads, dst, at)
+                        }
+                        (false, false, _) => {
+                            quad_width::<Y, MAC, 1, false>(n, layer, quads, dst, at)
+                        }
                     }
                 }
                 x0 += 16;
             }
             q += n;
         }
+        oy += if two_rows { 2 } else { 1 };
     }
 }
 
 /// [`quad_block`] for `n` (1 to 4) output pairs.
 #[inline(always)]
-unsafe fn quad_width<V: Lanes, const MAC: u8, const NV: usize>(
+unsafe fn quad_width<V: Lanes, const MAC: u8, const NV: usize, const ROWS: bool>(
     n: usize,
     layer: &SimdLayer,
     quads: &[i32],
@@ -544,18 +557,25 @@ unsafe fn quad_width<V: Lanes, const MAC: u8, const NV: usize>(
     // SAFETY: forwarded from the caller.
     unsafe {
         match n {
-            4 => quad_block::<V, MAC, 4, NV>(layer, quads, dst, at),
-            3 => quad_block::<V, MAC, 3, NV>(layer, quads, dst, at),
-            2 => quad_block::<V, MAC, 2, NV>(layer, quads, dst, at),
-            _ => quad_block::<V, MAC, 1, NV>(layer, quads, dst, at),
+            4 => quad_block::<V, MAC, 4, NV, ROWS>(layer, quads, dst, at),
+            3 => quad_block::<V, MAC, 3, NV, ROWS>(layer, quads, dst, at),
+            2 => quad_block::<V, MAC, 2, NV, ROWS>(layer, quads, dst, at),
+            _ => quad_block::<V, MAC, 1, NV, ROWS>(layer, quads, dst, at),
         }
     }
 }
 
-/// `NP` output pairs x `V::N * NV` positions: for every input quad, `NV` loads feed
+/// `NP` output pairs x `NV` vectors of positions (consecutive along the row, or with `ROWS`
+/// the same columns of consecutive rows): for every input quad, `NV` loads feed
 /// `2 * NP * NV` `vpdpbusd` (`V::N * 4` multiply-adds each).
 #[inline(always)]
-unsafe fn quad_block<V: Lanes, const MAC: u8, const NP: usize, const NV: usize>(
+unsafe fn quad_block<
+    V: Lanes,
+    const MAC: u8,
+    const NP: usize,
+    const NV: usize,
+    const ROWS: bool,
+>(
     layer: &SimdLayer,
     quads: &[i32],
     dst: &mut [i32],
@@ -573,10 +593,16 @@ unsafe fn quad_block<V: Lanes, const MAC: u8, const NP: usize, const NV: usize>(
             qw.packed[c * qw.count..].as_ptr()
         });
         let row = quads.as_ptr().add((b.oy + 1) * sg.stride + b.x0 + 1);
-        dense_step::<V, NP, NV, 1>(&mut acc, row, sg.plane_len, qw.count, weights, |a, v, w| {
+        let (ins, outs) = if ROWS {
+            (sg.stride, layer.dst.stride)
+        } else {
+            (V::N, V::N)
+        };
+        let len = sg.plane_len;
+        dense_step::<V, NP, NV, 1>(&mut acc, (row, ins), len, qw.count, weights, |a, v, w| {
             a.dpbusd::<MAC>(v, w)
         });
-        store::<V, NP, NV>(layer, dst, b, &acc);
+        store::<V, NP, NV>(layer, dst, (b, outs), &acc);
     }
 }
 
