@@ -485,8 +485,10 @@ impl CpuSwarm {
         let worker = Worker {
             bytes: [vec![0; bytes], vec![0; bytes]],
             planes: [vec![0; planes], vec![0; planes]],
+            // The second quad buffer only serves a team.
             quads: if kernel.uses_planes() {
-                [vec![0; max_quads], vec![0; max_quads]]
+                let second = if team.is_some() { max_quads } else { 0 };
+                [vec![0; max_quads], vec![0; second]]
             } else {
                 [Vec::new(), Vec::new()]
             },

@@ -743,6 +743,7 @@ impl Lanes for __m512i {
 
     #[inline(always)]
     unsafe fn mac<const MAC: u8>(self, v: Self, w: Self) -> Self {
+        debug_assert_eq!(MAC, DPWSSD_EVEX, "512-bit vectors are EVEX only");
         // SAFETY: the caller enables AVX512-VNNI (the only `MAC` used at this width).
         unsafe { _mm512_dpwssd_epi32(self, v, w) }
     }
