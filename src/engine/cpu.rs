@@ -352,6 +352,32 @@ struct AgentPlan {
     simd: Vec<SimdLayer>,
 }
 
+impl AgentPlan {
+    /// Whether layer `l` exists and reads quad planes (a dense 1x1 layer on VNNI).
+    fn reads_quads(&self, l: usize, isa: Isa) -> bool {
+        isa.has_quads() && self.simd.get(l).is_some_and(|layer| layer.quads.is_some())
+    }
+
+    /// Whether layer `l` restores the zero borders of its output: the x86 kernels skip them
+    /// where nothing reads them (before a 1x1 layer on quad planes, and after the last layer).
+    fn restores_borders(&self, l: usize, isa: Isa) -> bool {
+        l + 1 < self.simd.len() && !self.reads_quads(l + 1, isa)
+    }
+
+    /// Unpacks the last layer's output from the worker's ping-pong planes into `out`.
+    fn unpack(&self, worker: &Worker, out: &mut [i8]) {
+        let n = self.simd.len();
+        // Layer `l` writes `planes[l % 2]` (see `forward_simd`).
+        let result = &worker.planes[(n - 1) % 2];
+        planes_to_hwc(
+            result,
+            self.net.output_q().zero_point,
+            &self.simd[n - 1].dst,
+            out,
+        );
+    }
+}
+
 /// Per-worker scratch, sized for the largest layer of any agent.
 #[derive(Clone, Debug)]
 struct Worker {
@@ -813,7 +839,6 @@ fn forward_simd(
     out: &mut [i8],
     isa: Isa,
 ) {
-    let n = plan.simd.len();
     let [a, b] = &mut worker.planes;
     for (l, layer) in plan.simd.iter().enumerate() {
         let (src, dst): (&[i32], &mut [i32]) = match (l == 0, l % 2) {
@@ -822,25 +847,17 @@ fn forward_simd(
             (false, _) => (&b[..], &mut a[..]),
         };
         let input = match &layer.quads {
-            Some(q) if isa.has_quads() => {
+            Some(q) if plan.reads_quads(l, isa) => {
                 let quads = &mut worker.quads[0][..q.count * layer.src.plane_len];
                 fill_quads(layer, q, (src, 0), quads, 0, isa);
                 LayerInput::Quads(quads)
             }
             _ => LayerInput::Pairs(src),
         };
-        // The x86 kernels skip the zero borders where nothing reads them: before a 1x1 layer
-        // on quad planes, and after the last layer.
-        let borders = plan
-            .simd
-            .get(l + 1)
-            .is_some_and(|next| next.quads.is_none() || !isa.has_quads());
-        let pairs = 0..layer.dst.pairs;
-        conv_layer(layer, input, dst, pairs, isa, borders);
+        let borders = plan.restores_borders(l, isa);
+        conv_layer(layer, input, dst, 0..layer.dst.pairs, isa, borders);
     }
-    let last = &plan.simd[n - 1];
-    let result = if n % 2 == 1 { &a[..] } else { &b[..] };
-    planes_to_hwc(result, plan.net.output_q().zero_point, &last.dst, out);
+    plan.unpack(worker, out);
 }
 
 /// 8 lanes starting at `i`, every `STRIDE`-th lane.

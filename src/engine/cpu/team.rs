@@ -21,7 +21,7 @@
 //! it, hence (by induction) every earlier one, has finished: whatever it overwrites has been
 //! read. The slices of a ticket live only while it runs.
 
-use super::{AgentPlan, Isa, LayerInput, Worker, conv_layer, fill_quads, planes_to_hwc};
+use super::{AgentPlan, Isa, LayerInput, Worker, conv_layer, fill_quads};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -87,15 +87,17 @@ impl Team {
             }
             parts.push(n.div_ceil(per));
         };
-        let quads = |l: usize| plan.simd.get(l).and_then(|layer| layer.quads.as_ref());
-        let quads = |l: usize| quads(l).filter(|_| isa.has_quads());
         for (l, layer) in plan.simd.iter().enumerate() {
-            if let Some(q) = quads(l).filter(|_| l == 0) {
+            if let Some(q) = layer
+                .quads
+                .as_ref()
+                .filter(|_| l == 0 && plan.reads_quads(0, isa))
+            {
                 push(l, true, false, q.count, q.count * layer.src.plane_len);
             }
             let d = &layer.dst;
             let macs = d.pairs * 2 * d.shape.h * d.shape.w * layer.fan_in;
-            push(l, false, quads(l + 1).is_some(), d.pairs, macs);
+            push(l, false, plan.reads_quads(l + 1, isa), d.pairs, macs);
         }
         let done = parts.iter().map(|_| AtomicUsize::new(0)).collect();
         Self {
@@ -130,14 +132,7 @@ impl Team {
             isa,
         };
         run.spawn(self.threads);
-        let n = plan.simd.len();
-        let last = &plan.simd[n - 1];
-        let result = if n % 2 == 1 {
-            &worker.planes[0]
-        } else {
-            &worker.planes[1]
-        };
-        planes_to_hwc(result, plan.net.output_q().zero_point, &last.dst, out);
+        plan.unpack(worker, out);
     }
 }
 
@@ -266,7 +261,7 @@ impl Run<'_> {
             return;
         }
         let input = match &layer.quads {
-            Some(q) if isa.has_quads() => {
+            Some(q) if plan.reads_quads(l, isa) => {
                 let (qp, qlen) = self.bufs.quads[l % 2];
                 let len = q.count * layer.src.plane_len;
                 assert!(len <= qlen);
@@ -282,11 +277,14 @@ impl Run<'_> {
         // read by no step before the next.
         let dst =
             unsafe { std::slice::from_raw_parts_mut(dp.add(r.start * plane), r.len() * plane) };
-        let borders = plan
-            .simd
-            .get(l + 1)
-            .is_some_and(|next| next.quads.is_none() || !isa.has_quads());
-        conv_layer(layer, input, dst, r.clone(), isa, borders);
+        conv_layer(
+            layer,
+            input,
+            dst,
+            r.clone(),
+            isa,
+            plan.restores_borders(l, isa),
+        );
         if ticket.pack {
             let next = &plan.simd[l + 1];
             let q = next
