@@ -6,10 +6,11 @@ square crop (25 % margin) and on its mirror image (flip-averaged), Lightning on 
 Stored per person: image path, box, thunder kp (17x3, image px + score), thunder flip-disagreement,
 lightning kp (17x3), lspet GT mapped to COCO-17 (17x3, v=-1 where absent).
 
-    python training/label.py [--limit N] [--out labels.npz]
+    python training/label.py [--limit N] [--out labels.npz] [--workers N]
 """
 import argparse
 import glob
+import multiprocessing
 import os
 import time
 
@@ -61,20 +62,15 @@ def sources(limit=None):
     return items
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--out", default=os.path.join(CACHE, "labels", "labels.npz"))
-    args = ap.parse_args()
-    if os.path.exists(args.out):
-        print("cached:", args.out)
-        return
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    items = sources(args.limit)
-    th, li = Thunder(1), Lightning(1)
-    paths, boxes, TK, TD, LK, GK = [], [], [], [], [], []
-    t0, last = time.time(), None
-    for k, (p, box, gt) in enumerate(items):
+def label_chunk(chunk):
+    """Teacher labels of consecutive items (one worker process, teachers on 1 thread each, made once per worker):
+    (paths, boxes, thunder kp, thunder flip disagreement, lightning kp, gt)."""
+    global _TEACHERS
+    if _TEACHERS is None:
+        _TEACHERS = Thunder(1), Lightning(1)
+    th, li = _TEACHERS
+    out, last = [], None
+    for p, box, gt in chunk:
         if p != last:
             img, last = read_rgb(p), p
         cx, cy, side = square_box(box, 0.25)
@@ -90,10 +86,36 @@ def main():
         M2 = crop_matrix(cx, cy, side, 192)
         lk = li(warp(img, M2, 192))
         lk[:, :2] = apply_affine(invert_affine(M2), lk[:, :2])
-        paths.append(p); boxes.append(box); TK.append(kp); TD.append(dis); LK.append(lk); GK.append(gt)
-        if k % 200 == 0:
+        out.append((p, box, kp, dis, lk, gt))
+    return out
+
+
+_TEACHERS = None  # (Thunder, Lightning) of this worker process
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--out", default=os.path.join(CACHE, "labels", "labels.npz"))
+    ap.add_argument("--workers", type=int, default=1,
+                    help="processes, each with single-threaded teachers: the labels do not depend on it")
+    args = ap.parse_args()
+    if os.path.exists(args.out):
+        print("cached:", args.out)
+        return
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    items = sources(args.limit)
+    # Consecutive chunks (a photo's people stay together, read once), labelled in any order, kept in order.
+    size = max(1, min(200, -(-len(items) // (4 * args.workers))))
+    chunks = [items[i:i + size] for i in range(0, len(items), size)]
+    rows, t0 = [], time.time()
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        for done in pool.imap(label_chunk, chunks):
+            rows.extend(done)
             el = time.time() - t0
-            print(f"[label] {k + 1}/{len(items)}  {el:.0f}s  eta {el / (k + 1) * (len(items) - k - 1):.0f}s", flush=True)
+            print(f"[label] {len(rows)}/{len(items)}  {el:.0f}s  eta {el / len(rows) * (len(items) - len(rows)):.0f}s",
+                  flush=True)
+    paths, boxes, TK, TD, LK, GK = zip(*rows)
     tmp = args.out + ".tmp.npz"  # atomic: a concurrent reader never sees a half-written cache
     np.savez_compressed(tmp, paths=np.array(paths), boxes=np.array(boxes, np.float32), thunder=np.array(TK, np.float32),
                         thunder_flip_dis=np.array(TD, np.float32), lightning=np.array(LK, np.float32), gt=np.array(GK, np.float32))

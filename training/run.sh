@@ -68,25 +68,37 @@ else
   step "teacher labels (keypoints; body frames beside them)"
   "$PY" "$HERE/body.py" --labels-only >"$CACHE/body_labels.log" 2>&1 &
   BODY_LABELS=$!
-  "$PY" "$HERE/label.py"
+  # Worker processes with single-threaded teachers: the labels do not depend on their number.
+  "$PY" "$HERE/label.py" --workers "$THREADS"
   # Keypoint student: ~18 min on 2 idle threads (a finished run with these arguments is kept).
   if [ ! -f "$RUN/model.pt" ]; then
     step "keypoint student"
     "$PY" "$HERE/train.py" --threads "$THREADS" --out "$RUN" "${TRAIN_ARGS[@]}"
   fi
-  # 3 more agents per keypoint on the finished stem: ~3 min on 2 threads (kept if trained with these arguments).
+  # 3 more agents per keypoint on the finished stem, and the body agents: both read the finished stem and
+  # nothing of each other, so they run side by side (each keeps its thread count, so its results do not
+  # change; passive OpenMP waits, so four threads share two cores without spinning against each other).
   if [ -f "$RUN/extra/model.pt" ] && ! "$PY" "$HERE/subcell.py" --check-args "$RUN/extra/model.pt" "${EXTRA_ARGS[@]}"; then
     step "$RUN/extra was trained with other arguments: training again"
     rm -rf "$RUN/extra"
   fi
+  export OMP_WAIT_POLICY=PASSIVE
+  EXTRA=""
   if [ ! -f "$RUN/extra/model.pt" ]; then
-    step "3 more agents per keypoint on the frozen stem"
-    "$PY" "$HERE/subcell_feats.py" "$RUN"
-    "$PY" "$HERE/subcell.py" --base "$RUN" --out "$RUN/extra" --threads "$THREADS" "${EXTRA_ARGS[@]}"
+    step "3 more agents per keypoint on the frozen stem (log: $CACHE/extra.log), beside the body agents"
+    { "$PY" "$HERE/subcell_feats.py" "$RUN" &&
+      "$PY" "$HERE/subcell.py" --base "$RUN" --out "$RUN/extra" --threads "$THREADS" "${EXTRA_ARGS[@]}"; } \
+      >"$CACHE/extra.log" 2>&1 &
+    EXTRA=$!
   fi
   wait "$BODY_LABELS" || { cat "$CACHE/body_labels.log"; exit 1; }
   step "body agents"
   "$PY" "$HERE/body.py" --threads "$THREADS" --run "$RUN"
+  if [ -n "$EXTRA" ]; then
+    wait "$EXTRA" || { cat "$CACHE/extra.log"; exit 1; }
+    step "3 more agents per keypoint: $(grep -E '^\[eval\] coco_mini fuse=weighted' "$CACHE/extra.log")"
+  fi
+  unset OMP_WAIT_POLICY
   step "export + integer simulation"
   BUNDLE="$REPO/models/swarmpose.bundle"
   "$PY" "$HERE/export.py" --run "$RUN" --extra-agents "$RUN/extra" --out "$BUNDLE" \

@@ -195,13 +195,16 @@ def soft_targets(fpath, lab, idx, a, stride, kps, say, crops=None):
         assert np.array_equal(kps2, kps), "rebuilt crops differ from the cached features' crops"
     G = a.size // stride
     out, t0 = [], time.time()
-    for i, c in enumerate(crops):
-        h = thunder.heatmap(cv2.resize(c, (256, 256), interpolation=cv2.INTER_LINEAR))
-        out.append(F.adaptive_max_pool2d(torch.from_numpy(h)[None], G)[0].half())
-        if i % 2000 == 0:
+    # Pooled 250 crops at a time, not crop by crop: a torch call between every two onnxruntime runs made each crop
+    # cost 1.8x as much (the two thread pools' waits; 37 against 20 ms on 2 threads), for the same numbers.
+    for b in range(0, len(crops), 250):
+        h = np.stack([thunder.heatmap(cv2.resize(c, (256, 256), interpolation=cv2.INTER_LINEAR))
+                      for c in crops[b:b + 250]])
+        out.append(F.adaptive_max_pool2d(torch.from_numpy(h), G).half())
+        if b % 2000 == 0:
             el = time.time() - t0
-            say(f"[soft] {i}/{len(crops)} {el:.0f}s eta {el / (i + 1) * (len(crops) - i):.0f}s")
-    soft = torch.stack(out)
+            say(f"[soft] {b}/{len(crops)} {el:.0f}s eta {el / (b + 250) * (len(crops) - b - 250):.0f}s")
+    soft = torch.cat(out)
     torch.save(soft, spath + ".tmp")
     os.replace(spath + ".tmp", spath)
     say(f"[soft] Thunder heatmaps {tuple(soft.shape)}, mean peak {soft.float().amax((-1, -2)).mean():.2f}")
