@@ -113,6 +113,20 @@ class Thunder:
         return h
 
 
+_HEAT_THUNDER = None  # this worker process's single-threaded Thunder (thunder_heatmaps)
+
+
+def thunder_heatmaps(crops):
+    """Worker process: Thunder's keypoint heatmaps (N,17,64,64) of crops of any size, each resized to 256 px.
+    One thread per process: two such processes label 1.5x faster than one Thunder on two threads (20 against
+    31 ms a crop on 2 cores), and onnxruntime gives the same bits on 1 and 2 threads."""
+    global _HEAT_THUNDER
+    if _HEAT_THUNDER is None:
+        _HEAT_THUNDER = Thunder(1, heatmap=True)
+    return np.stack([_HEAT_THUNDER.heatmap(cv2.resize(c, (256, 256), interpolation=cv2.INTER_LINEAR))
+                     for c in crops])
+
+
 class Lightning:
     size = 192
 
