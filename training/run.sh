@@ -39,9 +39,8 @@ ARCH_ARGS=(--stem-out 448,dw,48 --neck-bn)
 # The keypoint student's heatmap target: Thunder's own heatmap of each augmented crop near the label
 # (README "Soft heatmaps from Thunder"), not a Gaussian around it.
 LOSS_ARGS=(--soft 1.0)
-# The second set of keypoint agents: trained alone on the finished stem (training/subcell.py). 10 epochs,
-# not 15, for the 45-min budget: 15 had reached held-out AP 0.2061 at epoch 10 and 0.2071 at 15.
-EXTRA_ARGS=(--kp-ch 3 --apk 3 --sigma 0.8 --epochs 10 --eval-every 5 --seed 0)
+# The second set of keypoint agents: trained alone on the finished stem (training/subcell.py).
+EXTRA_ARGS=(--kp-ch 3 --apk 3 --sigma 0.8 --epochs 15 --eval-every 5 --seed 0)
 if [ -n "$SMOKE" ]; then
   RUN="$CACHE/runs/smoke"
   if [ ! -f "$CACHE/labels/labels_smoke.npz" ]; then
@@ -61,9 +60,8 @@ if [ -n "$SMOKE" ]; then
 else
   RUN="$CACHE/runs/final"
   # 24 crops (not 4) per person of a COCO photo: coco128_person's 188 people are the only training people
-  # from photos like the held-out ones (README "COCO people oversampled"). 12 epochs, not 15, for the 45-min
-  # budget: a 15-epoch run had reached held-out float AP 0.2024 at epoch 12 and 0.2025 at 15.
-  TRAIN_ARGS=(--size 192 --max-stride 16 "${ARCH_ARGS[@]}" --n-aug 4 --coco-aug 24 --epochs 12 --eval-every 3 "${LOSS_ARGS[@]}")
+  # from photos like the held-out ones (README "COCO people oversampled").
+  TRAIN_ARGS=(--size 192 --max-stride 16 "${ARCH_ARGS[@]}" --n-aug 4 --coco-aug 24 --epochs 15 --eval-every 3 "${LOSS_ARGS[@]}")
   # A finished run trained with other arguments is not this command's output: train it again.
   if [ -f "$RUN/model.pt" ] && ! HERE="$HERE" "$PY" "$HERE/train.py" --check-args "$RUN/model.pt" "${TRAIN_ARGS[@]}"; then
     step "$RUN was trained with other arguments: training again"
@@ -76,7 +74,7 @@ else
   BODY_LABELS=$!
   # Worker processes with single-threaded teachers: the labels do not depend on their number.
   "$PY" "$HERE/label.py" --workers "$THREADS"
-  # Keypoint student: ~14 min on 2 idle threads (a finished run with these arguments is kept).
+  # Keypoint student: ~18 min on 2 idle threads (a finished run with these arguments is kept).
   if [ ! -f "$RUN/model.pt" ]; then
     step "keypoint student"
     "$PY" "$HERE/train.py" --threads "$THREADS" --out "$RUN" "${TRAIN_ARGS[@]}"
