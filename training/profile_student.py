@@ -49,8 +49,11 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    fpath = sorted(f for f in glob.glob(os.path.join(CACHE, "feats", "labels.npz_*_s192_*.pt"))
-                   if "_neck_" not in f and not f.endswith("_soft.pt"))[0]
+    found = sorted(f for f in glob.glob(os.path.join(CACHE, "feats", "labels.npz_*_s192_*.pt"))
+                   if "_neck_" not in f and not f.endswith("_soft.pt"))
+    if not found:
+        raise SystemExit(f"no full-run features in {CACHE}/feats: run `bash training/run.sh --threads 2` first")
+    fpath = found[0]
     feats, kps, _ = torch.load(fpath, weights_only=False)
     soft = torch.load(fpath[:-3] + "_soft.pt", weights_only=False)
     model = Student("block_9_add", "448,dw,48", 3, 8, 1, 16, neck_bn=True)  # run.sh's student
