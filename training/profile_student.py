@@ -2,7 +2,7 @@
     OMP_NUM_THREADS=2 python training/profile_student.py [--threads 2] [--channels-last]
 prints the step's forward / loss / backward / optimiser milliseconds (40 steps of 64 crops, after 10 warm-up
 steps), torch.profiler's top operators, and each 1x1 convolution of the student timed as conv2d and as a
-plain matmul on (B*H*W, C) rows (forward + backward). Needs a finished `run.sh` cache (features + _soft.pt)."""
+plain matmul on (B*H*W, C) rows (forward + backward). Needs a finished `run.sh` cache (features + soft heatmaps)."""
 import argparse
 import glob
 import os
@@ -50,12 +50,15 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     found = sorted(f for f in glob.glob(os.path.join(CACHE, "feats", "labels.npz_*_s192_*.pt"))
-                   if "_neck_" not in f and not f.endswith("_soft.pt"))
+                   if "_neck_" not in f and "_soft" not in f)
     if not found:
         raise SystemExit(f"no full-run features in {CACHE}/feats: run `bash training/run.sh --threads 2` first")
     fpath = found[0]
     feats, kps, _ = torch.load(fpath, weights_only=False)
-    soft = torch.load(fpath[:-3] + "_soft.pt", weights_only=False)
+    soft_files = [fpath[:-3] + e for e in ("_soft_plain.pt", "_soft.pt") if os.path.exists(fpath[:-3] + e)]
+    if not soft_files:
+        raise SystemExit(f"no soft heatmaps beside {fpath}: run `bash training/run.sh --threads 2` first")
+    soft = torch.load(soft_files[0], weights_only=False)  # the values do not change a step's time
     model = Student("block_9_add", "448,dw,48", 3, 8, 1, 16, neck_bn=True)  # run.sh's student
     stem = model.stem
     start = T.split_stem(stem, 1)

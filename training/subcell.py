@@ -159,7 +159,9 @@ def main():
     soft = None
     if a.soft:  # train.py --soft's cache for the same crops
         assert a.kp_ch == 3, "--soft needs --kp-ch 3"
-        soft = torch.load(fpath.split("_neck_")[0] + "_soft.pt", weights_only=False)
+        from train import soft_path
+        soft_from = argparse.Namespace(soft_from=ta.get("soft_from", "crop"))  # as the base student was trained
+        soft = torch.load(soft_path(fpath.split("_neck_")[0] + ".pt", soft_from), weights_only=False)
         assert len(soft) == len(feats)
     kps_t = torch.from_numpy(kps)
     targs = {**ta, "apk": a.apk, "hidden": a.hidden, "kp_ch": a.kp_ch, "bag": a.bag, "seed": a.seed,

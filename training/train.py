@@ -4,7 +4,8 @@ Pipeline (all seeded):
   1. teacher labels (label.py cache)          2. augmented square crops, keypoints follow transforms
   3. frozen part of the transferred stem run once per crop -> cached features (fp16)
   4. train the stem's tail + neck + agents on the cache (heatmap BCE + sub-pixel offset L1); with --soft the
-     heatmap target is Thunder's own heatmap of each crop near the label (computed once, cached)
+     heatmap target is Thunder's own heatmap of each crop near the label (computed once, cached; with
+     --soft-from plain: of each person's unaugmented crop, warped into its augmented ones)
   5. pycocotools keypoint AP (GT boxes) of the fused agents, float; then export + int8 simulation (export.py)
 
     python training/train.py --out /work/cache/train/runs/final          # full run
@@ -48,6 +49,10 @@ def parse():
     ap.add_argument("--soft", type=float, default=0.0,
                     help="weight of Thunder's own keypoint heatmaps (run on each augmented crop, max-pooled to the "
                          "student's grid) in the heatmap target; the rest is the Gaussian around the label (0 = none)")
+    ap.add_argument("--soft-from", choices=("crop", "plain"), default="crop",
+                    help="--soft heatmaps from Thunder run on every augmented crop (crop), or on each person's "
+                         "unaugmented first crop only, warped into the others by their affine (plain: one Thunder "
+                         "run per person instead of per crop)")
     ap.add_argument("--max-stride", type=int, default=16, help="output stride of the stem (8: later stride-2 convs run at 1)")
     ap.add_argument("--apk", type=int, default=3, help="agents per keypoint")
     ap.add_argument("--hidden", type=int, default=8)
@@ -180,20 +185,52 @@ def prune_stem(stem, feats, start, spec, say, n=512):
         say(f"[prune] block {b}: {h} of {len(imp)} hidden channels kept ({imp[keep].sum() / imp.sum():.0%} of the importance)")
 
 
-def soft_targets(fpath, lab, idx, a, stride, kps, say, crops=None):
+def soft_path(fpath, a):
+    """The --soft heatmaps' cache file beside the features (--soft-from plain has its own)."""
+    return fpath[:-3] + ("_soft.pt" if a.soft_from == "crop" else "_soft_plain.pt")
+
+
+# crop pixel x -> Thunder heatmap cell u of that crop (the crop resized to 256 px, stride 4: cell u's centre is
+# crop pixel 3u + 1), as a 3x3 affine
+CROP_TO_HEAT = np.array([[1 / 3, 0, -1 / 3], [0, 1 / 3, -1 / 3], [0, 0, 1]])
+
+
+def warp_heatmaps(plain, M0, M):
+    """Heatmaps (17,64,64) of the crop with image->crop affine M0, carried into the crop with affine M: each cell of
+    the new crop samples (bilinear, 0 outside) the point of the first crop that shows the same image point, and a
+    mirrored crop takes the mirrored keypoint's channel (as make_crop does with the labels)."""
+    import cv2
+    from common import FLIP_PERM
+    full = lambda m: np.vstack([m, [0, 0, 1]])
+    H = (CROP_TO_HEAT @ full(M0) @ np.linalg.inv(full(M)) @ np.linalg.inv(CROP_TO_HEAT))[:2]  # new cell -> first's
+    src = plain[FLIP_PERM] if np.linalg.det(M[:, :2]) * np.linalg.det(M0[:, :2]) < 0 else plain
+    return np.stack([cv2.warpAffine(c, H, (64, 64), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0)
+                     for c in src])
+
+
+def soft_targets(fpath, lab, idx, a, stride, kps, pid, say, crops=None, mats=None):
     """Thunder's keypoint heatmaps (its sigmoid output at stride 4) of every augmented crop, the crop resized to
-    Thunder's 256 px, max-pooled to the student's grid: (N, 17, G, G) half. Cached beside the features; `crops` are
-    the features' crops, rebuilt (same seed) when not given."""
-    spath = fpath[:-3] + "_soft.pt"
+    Thunder's 256 px, max-pooled to the student's grid: (N, 17, G, G) half. Cached beside the features; `crops`
+    (and their affines `mats`) are the features' crops, rebuilt (same seed) when not given. --soft-from plain runs
+    Thunder on each person's first, unaugmented crop only and warps that heatmap into the person's other crops."""
+    spath = soft_path(fpath, a)
     if os.path.exists(spath):
         return torch.load(spath, weights_only=False)
     import multiprocessing
     from common import thunder_heatmaps
-    if crops is None:
-        crops, kps2, _ = build_crops(lab, idx, a.size, a.n_aug, a.seed, coco_aug=a.coco_aug, lowres=a.lowres)
-        assert np.array_equal(kps2, kps), "rebuilt crops differ from the cached features' crops"
+    if crops is None or mats is None:
+        crops, kps2, pid2, mats = build_crops(lab, idx, a.size, a.n_aug, a.seed, coco_aug=a.coco_aug,
+                                           lowres=a.lowres, matrices=True)
+        assert np.array_equal(kps2, kps) and np.array_equal(pid2, pid), "rebuilt crops differ from the features' crops"
     G = a.size // stride
     out, t0 = [], time.time()
+    if a.soft_from == "plain":
+        soft = plain_soft_targets(crops, mats, pid, a, G, say)
+        torch.save(soft, spath + ".tmp")
+        os.replace(spath + ".tmp", spath)
+        say(f"[soft] Thunder heatmaps of {len(crops)} crops from their persons' plain crops {tuple(soft.shape)}, "
+            f"mean peak {soft.float().amax((-1, -2)).mean():.2f}, {time.time() - t0:.0f}s")
+        return soft
     # One single-threaded Thunder per thread, in worker processes, 250 crops a chunk (the same bits as one
     # Thunder on all threads, in 458 instead of 596 s on the full run); pooled here as chunks come back, in order.
     chunks = [crops[b:b + 250] for b in range(0, len(crops), 250)]
@@ -209,6 +246,28 @@ def soft_targets(fpath, lab, idx, a, stride, kps, say, crops=None):
     os.replace(spath + ".tmp", spath)
     say(f"[soft] Thunder heatmaps {tuple(soft.shape)}, mean peak {soft.float().amax((-1, -2)).mean():.2f}")
     return soft
+
+
+def plain_soft_targets(crops, mats, pid, a, G, say):
+    """--soft-from plain: Thunder on each person's first crop (build_crops makes it unaugmented; a person's crops
+    are consecutive), in worker processes as in soft_targets, then warped into the person's other crops."""
+    import multiprocessing
+    from common import thunder_heatmaps
+    starts = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]])  # each person's first crop
+    ends = np.r_[starts[1:], len(crops)]
+    out, t0, done = [], time.time(), 0
+    chunks = [starts[b:b + 250] for b in range(0, len(starts), 250)]
+    with multiprocessing.get_context("spawn").Pool(a.threads) as pool:
+        for firsts, plain in zip(chunks, pool.imap(thunder_heatmaps, [crops[c] for c in chunks])):
+            for s, h in zip(firsts, plain):
+                e = ends[np.searchsorted(starts, s)]
+                warped = np.stack([h] + [warp_heatmaps(h, mats[s], mats[i]) for i in range(s + 1, e)])
+                out.append(F.adaptive_max_pool2d(torch.from_numpy(warped), G).half())
+            done += len(firsts)
+            if done % 1000 == 0 or done == len(starts):
+                el = time.time() - t0
+                say(f"[soft] {done}/{len(starts)} persons {el:.0f}s eta {el / done * (len(starts) - done):.0f}s")
+    return torch.cat(out)
 
 
 def _cell_distances(kps, G, stride):
@@ -309,7 +368,8 @@ def main():
         say(f"[features] cached {fpath}")
     else:
         t0 = time.time()
-        crops, kps, pid = build_crops(lab, idx, a.size, a.n_aug, a.seed, coco_aug=a.coco_aug, lowres=a.lowres)
+        crops, kps, pid, mats = build_crops(lab, idx, a.size, a.n_aug, a.seed, coco_aug=a.coco_aug,
+                                            lowres=a.lowres, matrices=True)
         say(f"[data] {len(crops)} crops from {n} people in {time.time() - t0:.0f}s; "
             f"positive kp {(kps[..., 2] > 0).mean():.2f} absent {(kps[..., 2] < 0).mean():.2f}")
         t0 = time.time()
@@ -327,10 +387,10 @@ def main():
         torch.save((feats, kps, pid), fpath + ".tmp")
         os.replace(fpath + ".tmp", fpath)
         if a.soft:  # while the crops are in memory
-            soft = soft_targets(fpath, lab, idx, a, model.stride, kps, say, crops=crops)
-        del crops
+            soft = soft_targets(fpath, lab, idx, a, model.stride, kps, pid, say, crops=crops, mats=mats)
+        del crops, mats
     if a.soft and soft is None:
-        soft = soft_targets(fpath, lab, idx, a, model.stride, kps, say)
+        soft = soft_targets(fpath, lab, idx, a, model.stride, kps, pid, say)
     teacher = None
     if a.distill or a.distill_epochs:
         # unpruned Thunder's backbone output of every crop, the target of the distillation loss
