@@ -200,9 +200,9 @@ def warp_heatmaps(plain, M0, M):
     the new crop samples (bilinear, 0 outside) the point of the first crop that shows the same image point, and a
     mirrored crop takes the mirrored keypoint's channel (as make_crop does with the labels)."""
     import cv2
-    from common import FLIP_PERM
+    from common import FLIP_PERM, invert_affine
     full = lambda m: np.vstack([m, [0, 0, 1]])
-    H = (CROP_TO_HEAT @ full(M0) @ np.linalg.inv(full(M)) @ np.linalg.inv(CROP_TO_HEAT))[:2]  # new cell -> first's
+    H = (CROP_TO_HEAT @ full(M0) @ full(invert_affine(M)) @ np.linalg.inv(CROP_TO_HEAT))[:2]  # new cell -> first's
     src = plain[FLIP_PERM] if np.linalg.det(M[:, :2]) * np.linalg.det(M0[:, :2]) < 0 else plain
     return np.stack([cv2.warpAffine(c, H, (64, 64), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0)
                      for c in src])
@@ -256,14 +256,13 @@ def plain_soft_targets(crops, mats, pid, a, G, say):
     starts = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]])  # each person's first crop
     ends = np.r_[starts[1:], len(crops)]
     out, t0, done = [], time.time(), 0
-    chunks = [starts[b:b + 250] for b in range(0, len(starts), 250)]
+    chunks = [np.arange(b, min(b + 250, len(starts))) for b in range(0, len(starts), 250)]  # person numbers
     with multiprocessing.get_context("spawn").Pool(a.threads) as pool:
-        for firsts, plain in zip(chunks, pool.imap(thunder_heatmaps, [crops[c] for c in chunks])):
-            for s, h in zip(firsts, plain):
-                e = ends[np.searchsorted(starts, s)]
+        for people, plain in zip(chunks, pool.imap(thunder_heatmaps, [crops[starts[c]] for c in chunks])):
+            for s, e, h in zip(starts[people], ends[people], plain):
                 warped = np.stack([h] + [warp_heatmaps(h, mats[s], mats[i]) for i in range(s + 1, e)])
                 out.append(F.adaptive_max_pool2d(torch.from_numpy(warped), G).half())
-            done += len(firsts)
+            done += len(people)
             if done % 1000 == 0 or done == len(starts):
                 el = time.time() - t0
                 say(f"[soft] {done}/{len(starts)} persons {el:.0f}s eta {el / done * (len(starts) - done):.0f}s")
