@@ -37,7 +37,8 @@ step() { echo "[run.sh] $(( ($(date +%s) - START) / 60 )) min: $*"; }
 # smoke run trains the same shape. README "Neck with batch norm" has the pilots behind it.
 ARCH_ARGS=(--stem-out 448,dw,48 --neck-bn)
 # The keypoint student's heatmap target: Thunder's own heatmap of each augmented crop near the label
-# (README "Soft heatmaps from Thunder"), not a Gaussian around it.
+# (README "Soft heatmaps from Thunder"), not a Gaussian around it. --soft-from plain (Thunder once per person)
+# saved under 3 min and lowered the plugin's coco_mini AP (README "One command", sixteenth session): not used.
 LOSS_ARGS=(--soft 1.0)
 # The second set of keypoint agents: trained alone on the finished stem (training/subcell.py).
 EXTRA_ARGS=(--kp-ch 3 --apk 3 --sigma 0.8 --epochs 15 --eval-every 5 --seed 0)
