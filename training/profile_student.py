@@ -55,10 +55,10 @@ def main():
         raise SystemExit(f"no full-run features in {CACHE}/feats: run `bash training/run.sh --threads 2` first")
     fpath = found[0]
     feats, kps, _ = torch.load(fpath, weights_only=False)
-    soft_files = [fpath[:-3] + e for e in ("_soft_plain.pt", "_soft.pt") if os.path.exists(fpath[:-3] + e)]
+    soft_files = [fpath[:-3] + e for e in ("_soft.pt", "_soft_plain.pt") if os.path.exists(fpath[:-3] + e)]
     if not soft_files:
         raise SystemExit(f"no soft heatmaps beside {fpath}: run `bash training/run.sh --threads 2` first")
-    soft = torch.load(soft_files[0], weights_only=False)  # the values do not change a step's time
+    soft = torch.load(soft_files[0], weights_only=False)  # run.sh's own first; the values do not change a step's time
     model = Student("block_9_add", "448,dw,48", 3, 8, 1, 16, neck_bn=True)  # run.sh's student
     stem = model.stem
     start = T.split_stem(stem, 1)
