@@ -30,7 +30,7 @@
 
 use super::EngineError;
 use super::net::MapShape;
-use super::quant::{QuantLayer, QuantNet};
+use super::quant::{QuantLayer, QuantNet, Requant};
 use super::swarm::Swarm;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -195,12 +195,49 @@ struct SimdLayer {
     /// Clamp bounds on the centred output when there is no LUT.
     lo: Vec<i32>,
     hi: Vec<i32>,
+    /// Per output pair, the two channels' `lo` and `hi` as one pair-plane lane (even channel in
+    /// the low half): the x86 kernels clamp both channels in one 16-bit `max` and `min`.
+    lo_pair: Vec<i32>,
+    hi_pair: Vec<i32>,
+    /// Per output channel, the x86 kernels' shorter requantisation ([`FastRound`]), where the
+    /// shift allows it.
+    fast_round: Vec<Option<FastRound>>,
     /// Sigmoid only, applied per lane.
     lut: Option<SimdLut>,
     /// Dense 1x1 layers only, for the VNNI `vpdpbusd` path ([`x86`]'s `conv_quads`): the input
     /// is first repacked as `q + 128` bytes, four channels per lane ("quad planes"), so one
     /// instruction does 32 multiply-adds instead of `vpdpwssd`'s 16.
     quads: Option<QuadWeights>,
+}
+
+/// [`Requant::apply`] with its rounding constant folded into the low half's multiply-add:
+/// `pmaddwd((lo, 2^k), (m, 2^j))` is `lo * m + 2^(shift - 1)` when `k + j = shift - 1`, and
+/// `2^(shift - 1)` is a multiple of `2^15`, so shifting that right by 15 gives
+/// `((lo * m) >> 15) + 2^(shift - 16)` exactly. Both powers must fit an i16 multiplicand
+/// (`k, j <= 14`), so `shift <= 29`: every shift of the shipped bundle but one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FastRound {
+    /// `2^k << 16`: OR-ed into `acc & 0x7fff`, it puts `2^k` into the high half of each lane.
+    lo_or: i32,
+    /// `m | (2^j << 16)`.
+    mult: i32,
+}
+
+impl FastRound {
+    fn new(r: Requant) -> Option<Self> {
+        let total = r.shift.checked_sub(1)?;
+        let k = total.min(14);
+        let j = total - k;
+        (j <= 14 && r.shift >= Requant::MIN_SHIFT).then(|| Self {
+            lo_or: (1 << k) << 16,
+            mult: r.multiplier | ((1 << j) << 16),
+        })
+    }
+}
+
+/// `lo` in the low half, `hi` in the high half of one lane (both fit an i16).
+fn pair_lane(lo: i32, hi: i32) -> i32 {
+    (lo & 0xffff) | (hi << 16)
 }
 
 /// Weights of a dense 1x1 layer for quad planes.
@@ -332,6 +369,32 @@ impl SimdLayer {
                 .collect(),
             hi: (0..out_even)
                 .map(|c| if ch(c) { layer.clamp.1 - zp } else { 0 })
+                .collect(),
+            lo_pair: (0..dst.pairs)
+                .map(|q| {
+                    let lo = |c: usize| if ch(c) { layer.clamp.0 - zp } else { 0 };
+                    pair_lane(lo(2 * q), lo(2 * q + 1))
+                })
+                .collect(),
+            hi_pair: (0..dst.pairs)
+                .map(|q| {
+                    let hi = |c: usize| if ch(c) { layer.clamp.1 - zp } else { 0 };
+                    pair_lane(hi(2 * q), hi(2 * q + 1))
+                })
+                .collect(),
+            fast_round: (0..out_even)
+                .map(|c| {
+                    // The padding channel: multiplier 0, shift 16 (see `mult` and `shift`).
+                    let r = if ch(c) {
+                        layer.requant[c]
+                    } else {
+                        Requant {
+                            multiplier: 0,
+                            shift: 16,
+                        }
+                    };
+                    FastRound::new(r)
+                })
                 .collect(),
             lut: layer.lut.clone().map(|table| SimdLut {
                 target_zp: layer.target_zp,

@@ -20,6 +20,13 @@
 //! With AVX-512 (F, BW, VL and VNNI), 16-position blocks use one 512-bit vector instead of two
 //! 256-bit ones (the [`Lanes`] trait writes each kernel once for both widths): half the
 //! instructions for the same work, where a CPU executes 512-bit integer ops at full rate.
+//!
+//! Every output value pays a requantisation, and the stem has as many outputs in its cheap
+//! layers (depthwise, narrow 1x1 expansions: 4 to 14 input quads) as in its costly ones, so
+//! the requantisation took about a third of the instructions. Two exact shortcuts: at 512 bits
+//! the rounding constant rides on multiply-adds that are there anyway ([`super::FastRound`]:
+//! 6 instructions instead of 8), and the clamp runs after packing two channels to i16, 32
+//! values per `max` / `min`, in the order the pair planes want (`packs` + `pshufb`).
 
 use super::{LayerInput, MapShape, PlaneGeom, SimdLayer, requant8};
 use std::arch::x86_64::*;
@@ -372,10 +379,16 @@ unsafe fn store<V: Lanes, const NP: usize, const NV: usize>(
             let plane = &mut dst[(b.local + p) * dg.plane_len..][..dg.plane_len];
             let (ca, cb) = (2 * (b.q + p), 2 * (b.q + p) + 1);
             for j in 0..NV {
-                let qa = V::requant(layer, ca, acc[2 * p][j]);
-                let qb = V::requant(layer, cb, acc[2 * p + 1][j]);
                 let lanes = &mut plane[out + step * j..][..V::N];
-                V::store_pair(qa, qb, lanes.as_mut_ptr());
+                if layer.lut.is_some() {
+                    let qa = V::requant_lut(layer, ca, acc[2 * p][j]);
+                    let qb = V::requant_lut(layer, cb, acc[2 * p + 1][j]);
+                    V::store_pair(qa, qb, lanes.as_mut_ptr());
+                } else {
+                    let ra = V::scale(layer, ca, acc[2 * p][j]);
+                    let rb = V::scale(layer, cb, acc[2 * p + 1][j]);
+                    V::clamp_store_pair(layer, b.q + p, ra, rb, lanes.as_mut_ptr());
+                }
             }
         }
     }
@@ -620,14 +633,27 @@ trait Lanes: Copy {
     /// `self + the sum of the four u8 x i8 byte products of each lane` (`v` unsigned, `w`
     /// signed); exact, no saturation.
     unsafe fn dpbusd<const MAC: u8>(self, v: Self, w: Self) -> Self;
-    /// [`super::requant8`]: the same split multiply (`Requant::apply`), rounding shift and
-    /// clamp, giving the centred output of channel `c`; sigmoid layers take the lane-wise LUT
-    /// path.
-    unsafe fn requant(layer: &SimdLayer, c: usize, acc: Self) -> Self;
+    /// A sigmoid layer's requantisation: [`super::requant8`]'s lane-wise LUT path, giving the
+    /// centred output of channel `c`.
+    unsafe fn requant_lut(layer: &SimdLayer, c: usize, acc: Self) -> Self;
     /// Stores two channels as one pair plane's lanes at `to`, the even channel `a` in the low
     /// half of each lane.
     unsafe fn store_pair(a: Self, b: Self, to: *mut i32);
+    /// [`super::requant8`] without the clamp, for a layer without LUT. At 512 bits with the
+    /// channel's [`super::FastRound`] where it has one (the rounding constant rides on the low
+    /// half's multiply-add, the high half's on `vpdpwssd`: 6 instructions instead of 8), else
+    /// the same split multiply as [`super::requant8`].
+    unsafe fn scale(layer: &SimdLayer, c: usize, acc: Self) -> Self;
+    /// Clamps the scaled channels `a` and `b` of output pair `q` (its `lo_pair` / `hi_pair`)
+    /// and stores them as in [`Self::store_pair`]: packed to i16 with signed saturation (the
+    /// clamp bounds lie inside i16, so saturating first changes nothing), put back in pair
+    /// order, then clamped 32 values per `max` and `min`.
+    unsafe fn clamp_store_pair(layer: &SimdLayer, q: usize, a: Self, b: Self, to: *mut i32);
 }
+
+/// `vpshufb` control that turns `packs_epi32(a, b)`'s 128-bit lanes `a0 a1 a2 a3 b0 b1 b2 b3`
+/// (i16) into pair order `a0 b0 a1 b1 a2 b2 a3 b3`.
+const PAIR_ORDER: [i8; 16] = [0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15];
 
 impl Lanes for __m256i {
     const N: usize = 8;
@@ -680,15 +706,28 @@ impl Lanes for __m256i {
     }
 
     #[inline(always)]
-    unsafe fn requant(layer: &SimdLayer, c: usize, acc: Self) -> Self {
-        // SAFETY: the caller enables AVX2.
+    unsafe fn requant_lut(layer: &SimdLayer, c: usize, acc: Self) -> Self {
+        // SAFETY: plain lane reinterpretation.
         unsafe {
-            if layer.lut.is_some() {
-                let lanes = i32x8::new(std::mem::transmute::<__m256i, [i32; 8]>(acc));
-                return std::mem::transmute::<[i32; 8], __m256i>(
-                    requant8(layer, c, lanes).to_array(),
-                );
-            }
+            let lanes = i32x8::new(std::mem::transmute::<__m256i, [i32; 8]>(acc));
+            std::mem::transmute::<[i32; 8], __m256i>(requant8(layer, c, lanes).to_array())
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store_pair(a: Self, b: Self, to: *mut i32) {
+        // SAFETY: the caller enables AVX2 and passes 8 writable lanes.
+        unsafe {
+            let packed = _mm256_blend_epi16::<0b1010_1010>(a, _mm256_slli_epi32::<16>(b));
+            _mm256_storeu_si256(to.cast(), packed);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn scale(layer: &SimdLayer, c: usize, acc: Self) -> Self {
+        // SAFETY: the caller enables AVX2. Without ternary logic the fast rounding saves
+        // nothing at this width: the split multiply of `requant8` as it stands.
+        unsafe {
             let m = _mm256_set1_epi32(layer.mult[c]);
             let s = layer.shift[c] as i32;
             let hi = _mm256_srai_epi32::<15>(acc);
@@ -700,19 +739,20 @@ impl Lanes for __m256i {
                 ),
                 _mm256_set1_epi32(1 << (s - 16)),
             );
-            let r = _mm256_sra_epi32(r, _mm_cvtsi32_si128(s - 15));
-            _mm256_min_epi32(
-                _mm256_max_epi32(r, _mm256_set1_epi32(layer.lo[c])),
-                _mm256_set1_epi32(layer.hi[c]),
-            )
+            _mm256_sra_epi32(r, _mm_cvtsi32_si128(s - 15))
         }
     }
 
     #[inline(always)]
-    unsafe fn store_pair(a: Self, b: Self, to: *mut i32) {
+    unsafe fn clamp_store_pair(layer: &SimdLayer, q: usize, a: Self, b: Self, to: *mut i32) {
         // SAFETY: the caller enables AVX2 and passes 8 writable lanes.
         unsafe {
-            let packed = _mm256_blend_epi16::<0b1010_1010>(a, _mm256_slli_epi32::<16>(b));
+            let order = _mm256_broadcastsi128_si256(_mm_loadu_si128(PAIR_ORDER.as_ptr().cast()));
+            let packed = _mm256_shuffle_epi8(_mm256_packs_epi32(a, b), order);
+            let packed = _mm256_min_epi16(
+                _mm256_max_epi16(packed, _mm256_set1_epi32(layer.lo_pair[q])),
+                _mm256_set1_epi32(layer.hi_pair[q]),
+            );
             _mm256_storeu_si256(to.cast(), packed);
         }
     }
@@ -755,30 +795,12 @@ impl Lanes for __m512i {
     }
 
     #[inline(always)]
-    unsafe fn requant(layer: &SimdLayer, c: usize, acc: Self) -> Self {
-        // SAFETY: the caller enables AVX512-F/BW (and so AVX2).
+    unsafe fn requant_lut(layer: &SimdLayer, c: usize, acc: Self) -> Self {
+        // SAFETY: the caller enables AVX512-F (and so AVX2).
         unsafe {
-            if layer.lut.is_some() {
-                let lo = __m256i::requant(layer, c, _mm512_castsi512_si256(acc));
-                let hi = __m256i::requant(layer, c, _mm512_extracti64x4_epi64::<1>(acc));
-                return _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
-            }
-            let m = _mm512_set1_epi32(layer.mult[c]);
-            let s = layer.shift[c] as i32;
-            let hi = _mm512_srai_epi32::<15>(acc);
-            let lo = _mm512_and_si512(acc, _mm512_set1_epi32(0x7fff));
-            let r = _mm512_add_epi32(
-                _mm512_add_epi32(
-                    _mm512_madd_epi16(hi, m),
-                    _mm512_srai_epi32::<15>(_mm512_madd_epi16(lo, m)),
-                ),
-                _mm512_set1_epi32(1 << (s - 16)),
-            );
-            let r = _mm512_sra_epi32(r, _mm_cvtsi32_si128(s - 15));
-            _mm512_min_epi32(
-                _mm512_max_epi32(r, _mm512_set1_epi32(layer.lo[c])),
-                _mm512_set1_epi32(layer.hi[c]),
-            )
+            let lo = __m256i::requant_lut(layer, c, _mm512_castsi512_si256(acc));
+            let hi = __m256i::requant_lut(layer, c, _mm512_extracti64x4_epi64::<1>(acc));
+            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
         }
     }
 
@@ -788,6 +810,207 @@ impl Lanes for __m512i {
         unsafe {
             let packed = _mm512_mask_blend_epi16(0xaaaa_aaaa, a, _mm512_slli_epi32::<16>(b));
             _mm512_storeu_si512(to.cast(), packed);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn scale(layer: &SimdLayer, c: usize, acc: Self) -> Self {
+        // SAFETY: the caller enables AVX512-F/BW/VNNI.
+        unsafe {
+            let s = layer.shift[c] as i32;
+            let hi = _mm512_srai_epi32::<15>(acc);
+            let r = match layer.fast_round[c] {
+                Some(f) => {
+                    // (acc & 0x7fff) | lo_or in one ternary-logic op (0xea: A & B | C).
+                    let lo = _mm512_ternarylogic_epi32::<0xea>(
+                        acc,
+                        _mm512_set1_epi32(0x7fff),
+                        _mm512_set1_epi32(f.lo_or),
+                    );
+                    let t =
+                        _mm512_srai_epi32::<15>(_mm512_madd_epi16(lo, _mm512_set1_epi32(f.mult)));
+                    _mm512_dpwssd_epi32(t, hi, _mm512_set1_epi32(layer.mult[c]))
+                }
+                None => {
+                    let m = _mm512_set1_epi32(layer.mult[c]);
+                    let lo = _mm512_and_si512(acc, _mm512_set1_epi32(0x7fff));
+                    _mm512_add_epi32(
+                        _mm512_add_epi32(
+                            _mm512_madd_epi16(hi, m),
+                            _mm512_srai_epi32::<15>(_mm512_madd_epi16(lo, m)),
+                        ),
+                        _mm512_set1_epi32(1 << (s - 16)),
+                    )
+                }
+            };
+            _mm512_sra_epi32(r, _mm_cvtsi32_si128(s - 15))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn clamp_store_pair(layer: &SimdLayer, q: usize, a: Self, b: Self, to: *mut i32) {
+        // SAFETY: the caller enables AVX512-F/BW and passes 16 writable lanes.
+        unsafe {
+            let order = _mm512_broadcast_i32x4(_mm_loadu_si128(PAIR_ORDER.as_ptr().cast()));
+            let packed = _mm512_shuffle_epi8(_mm512_packs_epi32(a, b), order);
+            let packed = _mm512_min_epi16(
+                _mm512_max_epi16(packed, _mm512_set1_epi32(layer.lo_pair[q])),
+                _mm512_set1_epi32(layer.hi_pair[q]),
+            );
+            _mm512_storeu_si512(to.cast(), packed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{FastRound, MapShape, PlaneGeom, SimdLayer, pair_lane};
+    use super::*;
+    use crate::engine::quant::{ACC_LIMIT, Requant};
+    use crate::engine::synth::Rng;
+
+    /// A 1x1 layer of two output channels with the given requantisations and clamps: all that
+    /// [`Lanes::scale`] and [`Lanes::clamp_store_pair`] read.
+    fn two_channels(r: [Requant; 2], lo: [i32; 2], hi: [i32; 2]) -> SimdLayer {
+        let shape = MapShape { h: 1, w: 16, c: 2 };
+        SimdLayer {
+            depthwise: false,
+            kernel: 1,
+            conv_stride: 1,
+            fan_in: 2,
+            pad_y: 0,
+            pad_x: 0,
+            src: PlaneGeom::new(shape),
+            dst: PlaneGeom::new(shape),
+            packed: vec![0; 2],
+            bias: vec![0; 2],
+            mult: r.iter().map(|r| r.multiplier).collect(),
+            shift: r.iter().map(|r| r.shift).collect(),
+            lo: lo.to_vec(),
+            hi: hi.to_vec(),
+            lo_pair: vec![pair_lane(lo[0], lo[1])],
+            hi_pair: vec![pair_lane(hi[0], hi[1])],
+            fast_round: r.iter().map(|&r| FastRound::new(r)).collect(),
+            lut: None,
+            quads: None,
+        }
+    }
+
+    /// What the scalar kernel stores for one lane: both channels requantised and clamped.
+    fn expected(layer: &SimdLayer, a: i32, b: i32) -> i32 {
+        let q = |c: usize, acc: i32| {
+            let r = Requant {
+                multiplier: layer.mult[c],
+                shift: layer.shift[c],
+            };
+            r.apply(acc).clamp(layer.lo[c], layer.hi[c])
+        };
+        pair_lane(q(0, a), q(1, b))
+    }
+
+    /// Every shift the bundle format allows (the fast rounding for 16..=29, the split multiply
+    /// above), multipliers over their range, accumulators up to the limit and at the rounding
+    /// boundaries, clamp bounds of every sign: the scaled, packed and clamped lanes equal the
+    /// scalar requantisation, at 256 and (where the CPU has it) 512 bits.
+    #[test]
+    fn requantise_and_pack_match_the_scalar_formula() {
+        let mut rng = Rng::new(7);
+        let zmm = X86Isa::supports(X86Isa::Avx512Zmm);
+        if !zmm {
+            eprintln!("512-bit requantisation not tested: the CPU lacks AVX512-F/BW/VL/VNNI");
+        }
+        if !X86Isa::supports(X86Isa::Avx2) {
+            eprintln!("x86 requantisation not tested: the CPU lacks AVX2");
+            return;
+        }
+        let mut fast = 0;
+        for shift in Requant::MIN_SHIFT..=Requant::MAX_SHIFT {
+            for round in 0..40 {
+                let mult = |rng: &mut Rng| match round {
+                    0 => 0,
+                    1 => 32767,
+                    _ => 16384 + rng.below(16384) as i32,
+                };
+                let bound = |rng: &mut Rng| rng.below(511) as i32 - 255;
+                let (l0, l1) = (bound(&mut rng), bound(&mut rng));
+                let layer = two_channels(
+                    [
+                        Requant {
+                            multiplier: mult(&mut rng),
+                            shift,
+                        },
+                        Requant {
+                            multiplier: mult(&mut rng),
+                            shift,
+                        },
+                    ],
+                    [l0, l1],
+                    [l0 + rng.below(256) as i32, l1 + rng.below(256) as i32],
+                );
+                fast += layer.fast_round.iter().flatten().count();
+                let limit = (ACC_LIMIT - 1) as i32;
+                let acc: [i32; 32] = std::array::from_fn(|i| match i {
+                    0 => limit,
+                    1 => -limit,
+                    2 => 0,
+                    // Around an odd multiple of half an output step: where rounding decides.
+                    3..=5 => {
+                        let m = i64::from(layer.mult[i % 2].max(1));
+                        let half = (1i64 << (shift - 1)) / m;
+                        (half.min(i64::from(limit)) as i32) + i as i32 - 4
+                    }
+                    _ => (rng.next_u64() % (2 * limit as u64 + 1)) as i32 - limit,
+                });
+                let want: Vec<i32> = (0..16)
+                    .map(|i| expected(&layer, acc[i], acc[16 + i]))
+                    .collect();
+                // SAFETY: AVX2 (and below, AVX-512) checked above; 16 lanes written.
+                unsafe {
+                    let mut got = [0i32; 16];
+                    ymm_lanes(&layer, &acc, &mut got);
+                    assert_eq!(
+                        got.to_vec(),
+                        want,
+                        "256 bits, shift {shift}, {:?}",
+                        layer.mult
+                    );
+                    if zmm {
+                        zmm_lanes(&layer, &acc, &mut got);
+                        assert_eq!(
+                            got.to_vec(),
+                            want,
+                            "512 bits, shift {shift}, {:?}",
+                            layer.mult
+                        );
+                    }
+                }
+            }
+        }
+        // 14 of the 31 shifts take the fast rounding, 2 channels x 40 layers each.
+        assert_eq!(fast, 14 * 2 * 40);
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn ymm_lanes(layer: &SimdLayer, acc: &[i32; 32], got: &mut [i32; 16]) {
+        // SAFETY: the caller checked the instruction set; 16 lanes read and written.
+        unsafe {
+            for h in 0..2 {
+                let a = _mm256_loadu_si256(acc[8 * h..].as_ptr().cast());
+                let b = _mm256_loadu_si256(acc[16 + 8 * h..].as_ptr().cast());
+                let (ra, rb) = (__m256i::scale(layer, 0, a), __m256i::scale(layer, 1, b));
+                __m256i::clamp_store_pair(layer, 0, ra, rb, got[8 * h..].as_mut_ptr());
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn zmm_lanes(layer: &SimdLayer, acc: &[i32; 32], got: &mut [i32; 16]) {
+        // SAFETY: the caller checked the instruction set; 16 lanes read and written.
+        unsafe {
+            let a = _mm512_loadu_si512(acc.as_ptr().cast());
+            let b = _mm512_loadu_si512(acc[16..].as_ptr().cast());
+            let (ra, rb) = (__m512i::scale(layer, 0, a), __m512i::scale(layer, 1, b));
+            __m512i::clamp_store_pair(layer, 0, ra, rb, got.as_mut_ptr());
         }
     }
 }
