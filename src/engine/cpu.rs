@@ -225,10 +225,13 @@ struct FastRound {
 
 impl FastRound {
     fn new(r: Requant) -> Option<Self> {
-        let total = r.shift.checked_sub(1)?;
-        let k = total.min(14);
-        let j = total - k;
-        (j <= 14 && r.shift >= Requant::MIN_SHIFT).then(|| Self {
+        // 2^(shift - 1) = 2^k * 2^j; shift >= MIN_SHIFT = 16 makes it a multiple of 2^15.
+        if r.shift < Requant::MIN_SHIFT {
+            return None;
+        }
+        let k = (r.shift - 1).min(14);
+        let j = r.shift - 1 - k;
+        (j <= 14).then(|| Self {
             lo_or: (1 << k) << 16,
             mult: r.multiplier | ((1 << j) << 16),
         })
@@ -338,6 +341,26 @@ impl SimdLayer {
         let zp = layer.output_q.zero_point;
         let ch = |c: usize| c < spec.out_c;
         let quads = QuadWeights::new(layer, &src, out_even);
+        // The padding channel (odd `out_c`) requantises with multiplier 0 and clamps to 0.
+        let mult: Vec<i32> = (0..out_even)
+            .map(|c| {
+                if ch(c) {
+                    layer.requant[c].multiplier
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let shift: Vec<u32> = (0..out_even)
+            .map(|c| if ch(c) { layer.requant[c].shift } else { 16 })
+            .collect();
+        let lo: Vec<i32> = (0..out_even)
+            .map(|c| if ch(c) { layer.clamp.0 - zp } else { 0 })
+            .collect();
+        let hi: Vec<i32> = (0..out_even)
+            .map(|c| if ch(c) { layer.clamp.1 - zp } else { 0 })
+            .collect();
+        let pairs = |v: &[i32]| v.chunks_exact(2).map(|p| pair_lane(p[0], p[1])).collect();
         Self {
             quads,
             depthwise: spec.is_depthwise(),
@@ -352,50 +375,17 @@ impl SimdLayer {
             bias: (0..out_even)
                 .map(|c| if ch(c) { layer.bias[c] } else { 0 })
                 .collect(),
-            mult: (0..out_even)
-                .map(|c| {
-                    if ch(c) {
-                        layer.requant[c].multiplier
-                    } else {
-                        0
-                    }
-                })
+            fast_round: mult
+                .iter()
+                .zip(&shift)
+                .map(|(&multiplier, &shift)| FastRound::new(Requant { multiplier, shift }))
                 .collect(),
-            shift: (0..out_even)
-                .map(|c| if ch(c) { layer.requant[c].shift } else { 16 })
-                .collect(),
-            lo: (0..out_even)
-                .map(|c| if ch(c) { layer.clamp.0 - zp } else { 0 })
-                .collect(),
-            hi: (0..out_even)
-                .map(|c| if ch(c) { layer.clamp.1 - zp } else { 0 })
-                .collect(),
-            lo_pair: (0..dst.pairs)
-                .map(|q| {
-                    let lo = |c: usize| if ch(c) { layer.clamp.0 - zp } else { 0 };
-                    pair_lane(lo(2 * q), lo(2 * q + 1))
-                })
-                .collect(),
-            hi_pair: (0..dst.pairs)
-                .map(|q| {
-                    let hi = |c: usize| if ch(c) { layer.clamp.1 - zp } else { 0 };
-                    pair_lane(hi(2 * q), hi(2 * q + 1))
-                })
-                .collect(),
-            fast_round: (0..out_even)
-                .map(|c| {
-                    // The padding channel: multiplier 0, shift 16 (see `mult` and `shift`).
-                    let r = if ch(c) {
-                        layer.requant[c]
-                    } else {
-                        Requant {
-                            multiplier: 0,
-                            shift: 16,
-                        }
-                    };
-                    FastRound::new(r)
-                })
-                .collect(),
+            lo_pair: pairs(&lo),
+            hi_pair: pairs(&hi),
+            mult,
+            shift,
+            lo,
+            hi,
             lut: layer.lut.clone().map(|table| SimdLut {
                 target_zp: layer.target_zp,
                 clamp: layer.clamp,

@@ -909,7 +909,7 @@ mod tests {
     }
 
     /// Every shift the bundle format allows (the fast rounding for 16..=29, the split multiply
-    /// above), multipliers over their range, accumulators up to the limit and at the rounding
+    /// for 30..=46), multipliers over their range, accumulators up to the limit and at the rounding
     /// boundaries, clamp bounds of every sign: the scaled, packed and clamped lanes equal the
     /// scalar requantisation, at 256 and (where the CPU has it) 512 bits.
     #[test]
