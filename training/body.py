@@ -75,7 +75,7 @@ def load_student(run):
     ck = torch.load(os.path.join(run, "model.pt"), weights_only=False)
     ta = ck["args"]
     model = Student(ta["upto"], ta["stem_out"], ta["apk"], ta["hidden"], ta["depth"], ta.get("max_stride", 16),
-                    ta.get("kp_ch", 3), prune=ta.get("prune", ""))
+                    ta.get("kp_ch", 3), prune=ta.get("prune", ""), skip=ta.get("skip", ""))
     st = {k.replace("stem.neck.conv.", "stem.neck.0.conv."): v for k, v in ck["state"].items()}  # pre-neck-spec runs
     model.load_state_dict(st)
     model.eval()

@@ -26,7 +26,7 @@ torch.set_num_threads(1)
 ck = torch.load(os.path.join(a.run, "model.pt"), weights_only=False)
 ta = ck["args"]
 model = Student(ta["upto"], ta["stem_out"], ta["apk"], ta["hidden"], ta["depth"], ta.get("max_stride", 16),
-                prune=ta.get("prune", ""))
+                prune=ta.get("prune", ""), skip=ta.get("skip", ""))
 st = {k.replace("stem.neck.conv.", "stem.neck.0.conv."): v for k, v in ck["state"].items()}  # pre-neck-spec runs
 model.load_state_dict(st)
 model.eval()

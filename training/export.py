@@ -422,7 +422,7 @@ def merge_agents(model, ta, extra_run):
     assert (model.agents.h, model.agents.depth, model.agents.cout) == (extra.agents.h, extra.agents.depth, extra.agents.cout)
     a0, a1 = model.apk, extra.apk
     merged = Student(ta["upto"], ta["stem_out"], a0 + a1, ta["hidden"], ta["depth"], ta.get("max_stride", 16),
-                     ta.get("kp_ch", 3), prune=ta.get("prune", ""))
+                     ta.get("kp_ch", 3), prune=ta.get("prune", ""), skip=ta.get("skip", ""))
     out = {k: v for k, v in st.items() if not k.startswith("agents.")}
     for k, v in st.items():
         if k.startswith("agents."):

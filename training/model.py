@@ -73,6 +73,38 @@ def parse_prune(spec):
     return {int(b): int(h) for b, h in (t.split(":") for t in spec.split(","))} if spec else {}
 
 
+def parse_skip(spec):
+    """"7,8,9,11" -> [7, 8, 9, 11]: residual blocks left out of the backbone."""
+    return sorted(int(b) for b in spec.split(",")) if spec else []
+
+
+def skip_blocks(ops, blocks, skip):
+    """Leave the residual blocks `skip` out of `ops`: a dropped block's add becomes its input (a residual
+    block is x + f(x); without f the identity path carries on). Returns (ops, {old index: new index})."""
+    drop, alias = set(), {}
+    for b in skip:
+        e, d, p = blocks[b]
+        add = next(k for k, o in enumerate(ops) if o["op"] == "add" and p in (o["a"], o["b"]))
+        x = ops[add]["a"] if ops[add]["b"] == p else ops[add]["b"]
+        assert ops[e]["src"] == x, f"block {b} is not a residual block"
+        drop.update((e, d, p, add))
+        alias[add] = x
+    remap, kept = {-1: -1}, []
+    for k, o in enumerate(ops):
+        if k in drop:
+            if k in alias:
+                remap[k] = remap[alias[k]]
+            continue
+        o = dict(o)
+        if o["op"] == "conv":
+            o["src"] = remap[o["src"]]
+        else:
+            o["a"], o["b"] = remap[o["a"]], remap[o["b"]]
+        remap[k] = len(kept)
+        kept.append(o)
+    return kept, remap
+
+
 def _slice_hidden(block, keep):
     """Keep the hidden channels `keep` of an expand (1x1) -> depthwise -> project (1x1) block, in place."""
     e, d, p = block
@@ -84,19 +116,23 @@ def _slice_hidden(block, keep):
 class Stem(nn.Module):
     """Thunder backbone up to `upto` (residual adds kept as graph edges) + trainable 1x1 neck to `cout` channels.
     `upto` = "lightning:<tensor>" takes MoveNet Lightning's backbone instead (a pilot: README "Deeper Thunder
-    features"); `prune` = "7:244,11:366" keeps that many hidden channels of those blocks."""
+    features"); `prune` = "7:244,11:366" keeps that many hidden channels of those blocks; `skip` = "7,8" leaves
+    those residual blocks out (README "Deeper Thunder features"). Blocks keep Thunder's numbers either way."""
 
-    def __init__(self, upto="block_9_add", neck="32", neck_act="relu6", max_stride=16, neck_bn=False, prune=""):
+    def __init__(self, upto="block_9_add", neck="32", neck_act="relu6", max_stride=16, neck_bn=False, prune="",
+                 skip=""):
         super().__init__()
         if upto.startswith("lightning:"):  # MoveNet Lightning's backbone (lightning_graph.py), not Thunder's
             from lightning_graph import load_backbone as load_lightning
             ops, self.norm = load_lightning(upto.split(":", 1)[1])
         else:
             ops, self.norm = load_backbone(upto)
+        blocks = expand_blocks(ops)
+        ops, remap = skip_blocks(ops, blocks, parse_skip(skip))
+        self.blocks = {b: tuple(remap[i] for i in idx) for b, idx in blocks.items() if b not in parse_skip(skip)}
         # the transferred, unpruned weights, so prune_hidden() can keep any channels; the constructor keeps the
         # first ones (the shapes a saved pruned model loads into)
         self.transferred = [dict(o) for o in ops]
-        self.blocks = expand_blocks(ops)
         for b, h in parse_prune(prune).items():
             _slice_hidden([ops[i] for i in self.blocks[b]], np.arange(h))
         # optionally keep the output resolution finer: stride-2 convs beyond max_stride run at stride 1
@@ -183,9 +219,9 @@ class Agents(nn.Module):
 
 class Student(nn.Module):
     def __init__(self, upto="block_9_add", stem_out="32", agents_per_kp=3, hidden=8, depth=1, max_stride=16, kp_ch=3,
-                 neck_bn=False, prune=""):
+                 neck_bn=False, prune="", skip=""):
         super().__init__()
-        self.stem = Stem(upto, stem_out, max_stride=max_stride, neck_bn=neck_bn, prune=prune)
+        self.stem = Stem(upto, stem_out, max_stride=max_stride, neck_bn=neck_bn, prune=prune, skip=skip)
         self.apk = agents_per_kp
         self.agents = Agents(self.stem.cout, 17 * agents_per_kp, hidden, depth, kp_ch)
         self.stride = self.stem.stride

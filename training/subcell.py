@@ -167,7 +167,7 @@ def main():
     targs = {**ta, "apk": a.apk, "hidden": a.hidden, "kp_ch": a.kp_ch, "bag": a.bag, "seed": a.seed,
              "agents_only": vars(a)}
     model = Student(ta["upto"], ta["stem_out"], a.apk, a.hidden, ta["depth"], ta.get("max_stride", 16), a.kp_ch,
-                    prune=ta.get("prune", ""))
+                    prune=ta.get("prune", ""), skip=ta.get("skip", ""))
     st = {k: v for k, v in base.state_dict().items() if not k.startswith("agents.")}
     missing, _ = model.load_state_dict(st, strict=False)
     assert all(k.startswith("agents.") for k in missing)

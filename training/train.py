@@ -38,6 +38,8 @@ def parse():
                     help="batch norm in the fresh neck while training (folded into its convs before saving)")
     ap.add_argument("--prune", default="",
                     help='hidden channels kept per Thunder block, e.g. "7:244,11:366" (chosen by importance; "" = all)')
+    ap.add_argument("--skip", default="",
+                    help='residual blocks of the backbone left out, e.g. "7,8,9,11" (README "Deeper Thunder features")')
     ap.add_argument("--train-from", type=int, default=0,
                     help="first Thunder block that is trained (0: the last --train-blocks residual blocks)")
     ap.add_argument("--distill", type=float, default=0.0,
@@ -90,6 +92,7 @@ def feature_key(labels, args, start, n):
     """Name of the frozen-head feature cache of train.py's crops (subcell_feats.py finds it by the same name)."""
     coco = f"_coco{args['coco_aug']}" if args.get("coco_aug") else ""
     coco += f"_lr{args['lowres']}" if args.get("lowres") else ""
+    coco += f"_skip{args['skip'].replace(',', '-')}" if args.get("skip") else ""
     return (f"{os.path.basename(labels)}_{os.path.getsize(labels)}_s{args['size']}_{args['upto']}_op{start}"
             f"_ms{args.get('max_stride', 16)}_aug{args['n_aug']}{coco}_seed{args['seed']}_n{n}")
 
@@ -353,7 +356,8 @@ def main():
     n = len(lab["paths"]) if not a.limit else min(a.limit, len(lab["paths"]))
     idx = np.arange(n)
 
-    model = Student(a.upto, a.stem_out, a.apk, a.hidden, a.depth, a.max_stride, neck_bn=a.neck_bn)  # unpruned
+    model = Student(a.upto, a.stem_out, a.apk, a.hidden, a.depth, a.max_stride, neck_bn=a.neck_bn,
+                    skip=a.skip)  # unpruned
     stem = model.stem
     start = stem.blocks[a.train_from][0] if a.train_from else split_stem(stem, a.train_blocks)
     say(f"stem: {len(stem.ops)} ops, trainable from op {start}; stride {model.stride}")

@@ -663,6 +663,62 @@ impl CpuSwarm {
         Ok(&self.q_out)
     }
 
+    /// Where one pass of a one-net swarm goes, on one thread: the fastest of `reps` runs for
+    /// each layer (its repacking into quad planes included), then the final unpacking, so
+    /// `layers + 1` durations. A measuring tool (`cargo bench --bench stem_layers`), not for
+    /// the frame path; needs a SIMD kernel.
+    pub fn layer_times(
+        &mut self,
+        input: &[i8],
+        reps: usize,
+    ) -> Result<Vec<std::time::Duration>, EngineError> {
+        use std::time::{Duration, Instant};
+        let expected = self.input_shape.h * self.input_shape.w * self.input_shape.c;
+        if input.len() != expected {
+            return Err(EngineError::InputLength {
+                expected,
+                got: input.len(),
+            });
+        }
+        let [plan] = &self.agents[..] else {
+            return Err(EngineError::Unsupported(
+                "layer_times: needs a one-net swarm".into(),
+            ));
+        };
+        if !self.kernel.uses_planes() {
+            return Err(EngineError::Unsupported(
+                "layer_times: needs a SIMD kernel".into(),
+            ));
+        }
+        hwc_to_planes(
+            input,
+            self.input_zp,
+            &self.input_geom,
+            &mut self.input_planes,
+        );
+        let n = plan.simd.len();
+        let mut best = vec![Duration::MAX; n + 1];
+        let out = &mut self.q_out[..self.offsets[1]];
+        for _ in 0..reps {
+            let mut t = Instant::now();
+            let mut lap = |l: usize| {
+                let now = Instant::now();
+                best[l] = best[l].min(now - t);
+                t = now;
+            };
+            forward_simd_with(
+                plan,
+                &self.input_planes,
+                &mut self.workers[0],
+                out,
+                self.isa,
+                &mut lap,
+            );
+            lap(n);
+        }
+        Ok(best)
+    }
+
     /// Runs every agent and dequantises into `out` (length [`Self::output_len`]).
     pub fn run(&mut self, input: &[i8], out: &mut [f32]) -> Result<(), EngineError> {
         if out.len() != self.output_len() {
@@ -892,6 +948,19 @@ fn forward_simd(
     out: &mut [i8],
     isa: Isa,
 ) {
+    forward_simd_with(plan, input_planes, worker, out, isa, |_| {});
+}
+
+/// [`forward_simd`], calling `after_layer(l)` once layer `l` is done (a no-op in the frame
+/// path, where it inlines away; [`CpuSwarm::layer_times`] reads the clock there).
+fn forward_simd_with(
+    plan: &AgentPlan,
+    input_planes: &[i32],
+    worker: &mut Worker,
+    out: &mut [i8],
+    isa: Isa,
+    mut after_layer: impl FnMut(usize),
+) {
     let [a, b] = &mut worker.planes;
     for (l, layer) in plan.simd.iter().enumerate() {
         let (src, dst): (&[i32], &mut [i32]) = match (l == 0, l % 2) {
@@ -909,6 +978,7 @@ fn forward_simd(
         };
         let borders = plan.restores_borders(l, isa);
         conv_layer(layer, input, dst, 0..layer.dst.pairs, isa, borders);
+        after_layer(l);
     }
     plan.unpack(worker, out);
 }

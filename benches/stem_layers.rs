@@ -1,0 +1,81 @@
+//! Where one pass of the shipped stem goes, layer by layer, on one thread: for each SIMD
+//! kernel this CPU has, the fastest of 40 passes per layer, its MACs and GMAC/s.
+//! Criterion times whole passes (`benches/engine.rs`); this splits one.
+//!
+//! `cargo bench --locked --bench stem_layers [-- KERNEL]` (KERNEL: a `CpuKernel` name such as
+//! `SimdAvx2` or `Simd`; default: every SIMD kernel this CPU runs, `Simd` aside).
+
+use gstswarmpose::engine::Swarm;
+use gstswarmpose::engine::bundle::Bundle;
+use gstswarmpose::engine::cpu::{CpuKernel, CpuSwarm};
+use gstswarmpose::engine::synth::{self, Rng};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo test --all-targets` runs this binary without `--bench`: one pass each, as a check.
+    let reps = if args.iter().any(|a| a == "--bench") {
+        40
+    } else {
+        1
+    };
+    let only = args.iter().find(|a| !a.starts_with('-'));
+    let bundle = Bundle::from_bytes(include_bytes!("../models/swarmpose.bundle")).unwrap();
+    let net = bundle.stem.clone().expect("the shipped bundle has a stem");
+    let shape = bundle.manifest.stem.as_ref().unwrap().input;
+    let stem = Swarm::new(vec![net.clone()]).unwrap();
+    let input = synth::random_q_map(&mut Rng::new(4), shape.len().unwrap());
+    for kernel in CpuKernel::ALL {
+        // `Simd` is the best of the others: listed only when asked for by name.
+        let wanted = match &only {
+            Some(name) => name.as_str() == format!("{kernel:?}"),
+            None => !matches!(kernel, CpuKernel::Scalar | CpuKernel::Simd),
+        };
+        if !wanted {
+            continue;
+        }
+        let Ok(mut cpu) = CpuSwarm::new(&stem, shape, kernel) else {
+            eprintln!("{kernel:?} skipped: not supported by this CPU");
+            continue;
+        };
+        cpu.set_parallel(false);
+        let times = cpu.layer_times(&input, reps).unwrap();
+        assert_eq!(times.len(), net.layers.len() + 1);
+        let total: f64 = times.iter().map(|t| t.as_secs_f64()).sum();
+        assert!(total > 0.0);
+        println!(
+            "{kernel:?} ({}): {:.2} ms a pass (sum of per-layer minima of {reps} passes)",
+            cpu.isa_name(),
+            total * 1e3
+        );
+        println!("layer  in -> out  k s  kind   out HxW    MACs (M)   us    GMAC/s  share");
+        let mut h = shape.h;
+        for (l, (layer, t)) in net.layers.iter().zip(&times).enumerate() {
+            let s = &layer.spec;
+            h = h.div_ceil(s.stride);
+            let dw = s.groups > 1;
+            let fan_in = s.kernel * s.kernel * if dw { 1 } else { s.in_c };
+            let macs = (h * h * s.out_c * fan_in) as f64;
+            let secs = t.as_secs_f64();
+            println!(
+                "{l:>5} {:>4} -> {:<4} {} {}  {:<6} {:>3}x{:<5} {:>8.2} {:>7.1} {:>8.1} {:>5.1}%",
+                s.in_c,
+                s.out_c,
+                s.kernel,
+                s.stride,
+                if dw { "dw" } else { "dense" },
+                h,
+                h,
+                macs / 1e6,
+                secs * 1e6,
+                macs / secs / 1e9,
+                100.0 * secs / total
+            );
+        }
+        let unpack = times.last().unwrap().as_secs_f64();
+        println!(
+            "unpack {:>48.1} {:>15.1}%\n",
+            unpack * 1e6,
+            100.0 * unpack / total
+        );
+    }
+}
