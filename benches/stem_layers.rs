@@ -25,17 +25,21 @@ fn main() {
     let stem = Swarm::new(vec![net.clone()]).unwrap();
     let input = synth::random_q_map(&mut Rng::new(4), shape.len().unwrap());
     for kernel in CpuKernel::ALL {
-        // `Simd` is the best of the others: listed only when asked for by name.
+        // `Simd` is the best of the others: listed only when asked for by name. The scalar
+        // kernel has no layer planes to time.
         let wanted = match &only {
             Some(name) => name.as_str() == format!("{kernel:?}"),
-            None => !matches!(kernel, CpuKernel::Scalar | CpuKernel::Simd),
+            None => kernel != CpuKernel::Simd,
         };
-        if !wanted {
+        if !wanted || kernel == CpuKernel::Scalar {
             continue;
         }
-        let Ok(mut cpu) = CpuSwarm::new(&stem, shape, kernel) else {
-            eprintln!("{kernel:?} skipped: not supported by this CPU");
-            continue;
+        let mut cpu = match CpuSwarm::new(&stem, shape, kernel) {
+            Ok(cpu) => cpu,
+            Err(e) => {
+                eprintln!("{kernel:?} skipped: {e}");
+                continue;
+            }
         };
         cpu.set_parallel(false);
         let times = cpu.layer_times(&input, reps).unwrap();
@@ -59,13 +63,13 @@ fn main() {
             whole * 1e3
         );
         println!("layer  in -> out  k s  kind   out HxW    MACs (M)   us    GMAC/s  share");
-        let mut h = shape.h;
+        let mut map = shape;
         for (l, (layer, t)) in net.layers.iter().zip(&times).enumerate() {
             let s = &layer.spec;
-            h = h.div_ceil(s.stride);
+            map = s.out_shape(map).unwrap();
             let dw = s.groups > 1;
-            let fan_in = s.kernel * s.kernel * if dw { 1 } else { s.in_c };
-            let macs = (h * h * s.out_c * fan_in) as f64;
+            // as `chain_macs` counts them
+            let macs = (map.h * map.w * map.c * s.fan_in()) as f64;
             let secs = t.as_secs_f64();
             println!(
                 "{l:>5} {:>4} -> {:<4} {} {}  {:<6} {:>3}x{:<5} {:>8.2} {:>7.1} {:>8.1} {:>5.1}%",
@@ -74,8 +78,8 @@ fn main() {
                 s.kernel,
                 s.stride,
                 if dw { "dw" } else { "dense" },
-                h,
-                h,
+                map.h,
+                map.w,
                 macs / 1e6,
                 secs * 1e6,
                 macs / secs / 1e9,

@@ -83,10 +83,13 @@ def skip_blocks(ops, blocks, skip):
     block is x + f(x); without f the identity path carries on). Returns (ops, {old index: new index})."""
     drop, alias = set(), {}
     for b in skip:
+        if b not in blocks:
+            raise ValueError(f"--skip: no block {b} in this backbone")
         e, d, p = blocks[b]
-        add = next(k for k, o in enumerate(ops) if o["op"] == "add" and p in (o["a"], o["b"]))
-        x = ops[add]["a"] if ops[add]["b"] == p else ops[add]["b"]
-        assert ops[e]["src"] == x, f"block {b} is not a residual block"
+        add = next((k for k, o in enumerate(ops) if o["op"] == "add" and p in (o["a"], o["b"])), None)
+        x = None if add is None else ops[add]["a"] if ops[add]["b"] == p else ops[add]["b"]
+        if x is None or ops[e]["src"] != x:
+            raise ValueError(f"--skip: block {b} has no residual add around it (x + f(x)), so it cannot be left out")
         drop.update((e, d, p, add))
         alias[add] = x
     remap, kept = {-1: -1}, []
@@ -127,9 +130,9 @@ class Stem(nn.Module):
             ops, self.norm = load_lightning(upto.split(":", 1)[1])
         else:
             ops, self.norm = load_backbone(upto)
-        blocks = expand_blocks(ops)
-        ops, remap = skip_blocks(ops, blocks, parse_skip(skip))
-        self.blocks = {b: tuple(remap[i] for i in idx) for b, idx in blocks.items() if b not in parse_skip(skip)}
+        blocks, skipped = expand_blocks(ops), parse_skip(skip)
+        ops, remap = skip_blocks(ops, blocks, skipped)
+        self.blocks = {b: tuple(remap[i] for i in idx) for b, idx in blocks.items() if b not in skipped}
         # the transferred, unpruned weights, so prune_hidden() can keep any channels; the constructor keeps the
         # first ones (the shapes a saved pruned model loads into)
         self.transferred = [dict(o) for o in ops]

@@ -25,8 +25,7 @@ def main():
     model = Student(a.upto, a.stem_out, 3, 8, 1, 16, prune=a.prune, skip=a.skip).eval()
     unfolded = sum(p.numel() for p in model.stem.parameters())
     with torch.no_grad():
-        layers = fold_sequential(model, torch.randn(2, 3, a.size, a.size))
-    stem_layers = layers[0] if isinstance(layers, tuple) else layers
+        stem_layers, _ = fold_sequential(model, torch.randn(2, 3, a.size, a.size))
     folded, macs, grid = count(stem_layers, a.size)
     neck, _ = body_neck(model.stem.cfeat, a.body_neck)
     body = sum(p.numel() for m in neck for p in m.conv.parameters())  # batch norm folds away

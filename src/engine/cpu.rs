@@ -690,6 +690,11 @@ impl CpuSwarm {
                 "layer_times: needs a SIMD kernel".into(),
             ));
         }
+        if reps == 0 {
+            return Err(EngineError::Unsupported(
+                "layer_times: needs at least one pass".into(),
+            ));
+        }
         hwc_to_planes(
             input,
             self.input_zp,
