@@ -24,6 +24,12 @@ fn main() {
     let shape = bundle.manifest.stem.as_ref().unwrap().input;
     let stem = Swarm::new(vec![net.clone()]).unwrap();
     let input = synth::random_q_map(&mut Rng::new(4), shape.len().unwrap());
+    if let Some(name) = only
+        && !CpuKernel::ALL.iter().any(|k| *name == format!("{k:?}"))
+    {
+        eprintln!("no kernel {name}: one of {:?}", CpuKernel::ALL);
+        std::process::exit(2);
+    }
     for kernel in CpuKernel::ALL {
         // `Simd` is the best of the others: listed only when asked for by name. The scalar
         // kernel has no layer planes to time.
@@ -47,7 +53,7 @@ fn main() {
         let total: f64 = times.iter().map(|t| t.as_secs_f64()).sum();
         assert!(total > 0.0);
         // The same passes whole (input packing and unpacking included): each layer's minimum
-        // above is its best moment, so their sum is a lower bound of this.
+        // above is its best moment, so at a steady machine speed their sum is at most this.
         let whole = (0..reps)
             .map(|_| {
                 let t = std::time::Instant::now();

@@ -673,13 +673,7 @@ impl CpuSwarm {
         reps: usize,
     ) -> Result<Vec<std::time::Duration>, EngineError> {
         use std::time::{Duration, Instant};
-        let expected = self.input_shape.h * self.input_shape.w * self.input_shape.c;
-        if input.len() != expected {
-            return Err(EngineError::InputLength {
-                expected,
-                got: input.len(),
-            });
-        }
+        self.check_input(input)?;
         let [plan] = &self.agents[..] else {
             return Err(EngineError::Unsupported(
                 "layer_times: needs a one-net swarm".into(),
@@ -735,7 +729,8 @@ impl CpuSwarm {
         self.run_inner(input, Some(out))
     }
 
-    fn run_inner(&mut self, input: &[i8], out: Option<&mut [f32]>) -> Result<(), EngineError> {
+    /// The input must be one HWC map of the swarm's input shape.
+    fn check_input(&self, input: &[i8]) -> Result<(), EngineError> {
         let expected = self.input_shape.h * self.input_shape.w * self.input_shape.c;
         if input.len() != expected {
             return Err(EngineError::InputLength {
@@ -743,6 +738,11 @@ impl CpuSwarm {
                 got: input.len(),
             });
         }
+        Ok(())
+    }
+
+    fn run_inner(&mut self, input: &[i8], out: Option<&mut [f32]>) -> Result<(), EngineError> {
+        self.check_input(input)?;
         if self.kernel.uses_planes() {
             hwc_to_planes(
                 input,
