@@ -197,9 +197,10 @@ unsafe fn conv_rows<const MAC: u8, const ZMM: bool>(
     }
 }
 
-/// Row by row (so one input row of every plane stays in L1 while all output pairs read it),
-/// two output pairs at a time (one at the end of an odd count), 16 positions at a time (8 at
-/// the end of a row when no more are left); with `ZMM`, 16 positions are one 512-bit vector.
+/// Dense: row by row (so one input row of every plane stays in L1 while all output pairs read
+/// it); depthwise: plane by plane (see below). Two output pairs at a time (one at the end of an
+/// odd count), 16 positions at a time (8 at the end of a row when no more are left); with
+/// `ZMM`, 16 positions are one 512-bit vector.
 #[inline(always)]
 unsafe fn conv_blocks<const MAC: u8, const ZMM: bool, const S: usize, const DW: bool>(
     layer: &SimdLayer,
@@ -207,38 +208,67 @@ unsafe fn conv_blocks<const MAC: u8, const ZMM: bool, const S: usize, const DW: 
     dst: &mut [i32],
     pairs: Range<usize>,
 ) {
-    let dg = &layer.dst;
-    let MapShape { h, w, .. } = dg.shape;
+    let h = layer.dst.shape.h;
     let first = pairs.start;
-    for oy in 0..h {
+    if DW {
+        // A depthwise output pair reads its own input plane only: plane by plane, the two rows
+        // an output row shares with the next are still in L1 (row by row, every other plane
+        // came between). `benches/stem_layers`: the depthwise layers 11-13 % faster on Zen 3.
         let mut q = first;
         while q < pairs.end {
             let two = q + 1 < pairs.end;
-            let mut x0 = 0;
-            while x0 < w {
-                let at = Block {
-                    q,
-                    local: q - first,
-                    oy,
-                    x0,
-                };
+            for oy in 0..h {
                 // SAFETY: forwarded from the caller.
-                unsafe {
-                    type Y = __m256i;
-                    type Z = __m512i;
-                    match (two, w - x0 > 8, ZMM) {
-                        (true, true, true) => block::<Z, MAC, 2, 1, S, DW>(layer, src, dst, at),
-                        (true, true, false) => block::<Y, MAC, 2, 2, S, DW>(layer, src, dst, at),
-                        (true, false, _) => block::<Y, MAC, 2, 1, S, DW>(layer, src, dst, at),
-                        (false, true, true) => block::<Z, MAC, 1, 1, S, DW>(layer, src, dst, at),
-                        (false, true, false) => block::<Y, MAC, 1, 2, S, DW>(layer, src, dst, at),
-                        (false, false, _) => block::<Y, MAC, 1, 1, S, DW>(layer, src, dst, at),
-                    }
-                }
-                x0 += 16;
+                unsafe { block_row::<MAC, ZMM, S, DW>(layer, src, dst, (first, q, two, oy)) };
             }
             q += if two { 2 } else { 1 };
         }
+    } else {
+        for oy in 0..h {
+            let mut q = first;
+            while q < pairs.end {
+                let two = q + 1 < pairs.end;
+                // SAFETY: forwarded from the caller.
+                unsafe { block_row::<MAC, ZMM, S, DW>(layer, src, dst, (first, q, two, oy)) };
+                q += if two { 2 } else { 1 };
+            }
+        }
+    }
+}
+
+/// Output pair `q` (and `q + 1` with `two`) of row `oy`, 16 positions at a time; `dst` starts
+/// at pair `first`. (A function, not a closure: a closure would not inherit the caller's
+/// `target_feature`, and the intrinsics would not inline.)
+#[inline(always)]
+unsafe fn block_row<const MAC: u8, const ZMM: bool, const S: usize, const DW: bool>(
+    layer: &SimdLayer,
+    src: &[i32],
+    dst: &mut [i32],
+    (first, q, two, oy): (usize, usize, bool, usize),
+) {
+    let w = layer.dst.shape.w;
+    let mut x0 = 0;
+    while x0 < w {
+        let at = Block {
+            q,
+            local: q - first,
+            oy,
+            x0,
+        };
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            type Y = __m256i;
+            type Z = __m512i;
+            match (two, w - x0 > 8, ZMM) {
+                (true, true, true) => block::<Z, MAC, 2, 1, S, DW>(layer, src, dst, at),
+                (true, true, false) => block::<Y, MAC, 2, 2, S, DW>(layer, src, dst, at),
+                (true, false, _) => block::<Y, MAC, 2, 1, S, DW>(layer, src, dst, at),
+                (false, true, true) => block::<Z, MAC, 1, 1, S, DW>(layer, src, dst, at),
+                (false, true, false) => block::<Y, MAC, 1, 2, S, DW>(layer, src, dst, at),
+                (false, false, _) => block::<Y, MAC, 1, 1, S, DW>(layer, src, dst, at),
+            }
+        }
+        x0 += 16;
     }
 }
 
